@@ -1,0 +1,140 @@
+"""Scene throughput: single-process steps/s with an RGB frame every step, and reset time.
+
+    python -m envs.bench                       # every scene, 64x64, 3 rounds of 1 s
+    python -m envs.bench --size 256 --seconds 2
+    python -m envs.bench --returns             # heuristic vs random mean episode return
+    python -m envs.bench --vec                 # make_vec async (2 procs) vs one process
+
+Scenes are measured in alternating rounds so that ratios hold while the machine's speed drifts;
+the median round is reported. By default the process is pinned to one core (``--cpu``), which is
+how the bars are stated ("on one core"). For peers side by side: ../shared/bench/peers.py --ours.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+import envs  # noqa: E402
+
+
+def steps_per_second(env, seconds: float) -> float:
+    steps, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(50):
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            steps += 1
+            if term or trunc:
+                env.reset()
+        now = time.perf_counter()
+        if now >= deadline:
+            return steps / (now - start)
+
+
+def reset_ms(env, n: int = 30) -> float:
+    times = []
+    for seed in range(n):
+        t = time.perf_counter()
+        env.reset(seed=seed)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def mean_return(env_id: str, policy: str, seeds, max_steps: int) -> float:
+    env = gym.make(env_id, max_episode_steps=max_steps)
+    totals = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        total, done = 0.0, False
+        while not done:
+            a = env.unwrapped.heuristic() if policy == "heuristic" else env.action_space.sample()
+            _, r, term, trunc, _ = env.step(a)
+            total, done = total + r, term or trunc
+        totals.append(total)
+    return float(np.mean(totals))
+
+
+def vec_speedup(env_id: str, seconds: float) -> tuple[float, float]:
+    """Steps/s of one process and of make_vec(num_envs=2, async), counting env-steps."""
+    single = gym.make(env_id)
+    single.reset(seed=0)
+    one = steps_per_second(single, seconds)
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="async")
+    venv.reset(seed=0)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(20):
+            venv.step(venv.action_space.sample())
+        n += 40
+    two = n / (time.perf_counter() - start)
+    venv.close()
+    return one, two
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=64, help="frame width and height (default 64)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="seconds per round (default 1)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; median reported")
+    ap.add_argument("--scenes", default="", help="comma-separated scene names (default: all)")
+    ap.add_argument("--cpu", type=int, default=0, help="pin to this core; -1 = no pinning")
+    ap.add_argument("--returns", action="store_true", help="also heuristic vs random returns")
+    ap.add_argument("--episodes", type=int, default=20, help="episodes per policy for --returns")
+    ap.add_argument("--vec", action="store_true", help="make_vec async x2 vs one process instead")
+    ap.add_argument("--json", help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+
+    ids = [i for i in envs.SCENE_IDS
+           if not args.scenes or i.split("/")[1].rsplit("-", 1)[0] in args.scenes.split(",")]
+    result: dict = {"size": args.size}
+    if args.vec:
+        for env_id in ids:
+            one, two = vec_speedup(env_id, args.seconds * args.rounds)
+            result[env_id] = {"one_process": one, "async_x2": two, "speedup": two / one}
+            print(f"{env_id:36s} one {one:8,.0f}  async x2 {two:8,.0f} steps/s  speed-up {two / one:.2f}x")
+    else:
+        if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {args.cpu})
+        made = {}
+        for env_id in ids:
+            env = gym.make(env_id, width=args.size, height=args.size)
+            env.action_space.seed(0)
+            env.reset(seed=0)
+            steps_per_second(env, 0.2)  # warm-up
+            made[env_id] = env
+        samples = {i: [] for i in ids}
+        for _ in range(args.rounds):
+            for env_id, env in made.items():
+                samples[env_id].append(steps_per_second(env, args.seconds))
+        print(f"{'scene':36s} {'steps/s':>10s} {'reset ms':>9s}   ({args.size}x{args.size}, random actions)")
+        for env_id, env in made.items():
+            sps, ms = statistics.median(samples[env_id]), reset_ms(env)
+            result[env_id] = {"steps_per_s": sps, "reset_ms": ms}
+            print(f"{env_id:36s} {sps:10,.0f} {ms:9.2f}")
+        rates = [result[i]["steps_per_s"] for i in ids]
+        print(f"median {statistics.median(rates):,.0f} steps/s, slowest {min(rates):,.0f} steps/s")
+    if args.returns:
+        seeds = range(args.episodes)
+        print(f"\n{'scene':36s} {'heuristic':>10s} {'random':>10s}   "
+              f"(mean return, seeds 0-{args.episodes - 1})")
+        for env_id in ids:
+            h = mean_return(env_id, "heuristic", seeds, 1000)
+            r = mean_return(env_id, "random", seeds, 1000)
+            result.setdefault(env_id, {}).update(heuristic_return=h, random_return=r)
+            print(f"{env_id:36s} {h:10.2f} {r:10.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
