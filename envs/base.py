@@ -62,6 +62,7 @@ class Thing:
     radius: float  # bounding radius, world units, around body.position
     controlled: bool = False
     hidden: bool = False  # not drawn (e.g. collected); still reported, with visible=False
+    # ``controlled`` and ``hidden`` may change mid-episode (a crane's block is controlled until dropped).
     data: dict = field(default_factory=dict)  # scene-specific bookkeeping
 
 
@@ -265,7 +266,8 @@ class PymunkScene(gym.Env, EzPickle):
         for t in self.things:
             if not t.hidden:
                 for s in t.shapes:
-                    canvas.shape(s, t.color)
+                    if not s.sensor:  # sensors are invisible trigger zones
+                        canvas.shape(s, t.color)
 
     # ------------------------------------------------------------------ state export
     def _state(self) -> ObjectState:
