@@ -303,6 +303,8 @@ class PymunkScene(gym.Env, EzPickle):
 
     def _on_contact_begin(self, arbiter: pymunk.Arbiter, space, data) -> None:
         a, b = arbiter.shapes
+        if not arbiter.process_collision and not (a.sensor or b.sensor):
+            return  # rejected by a scene's handler (e.g. a one-way ledge passed from below)
         ia, ib = self._owner.get(a, STATIC_ID), self._owner.get(b, STATIC_ID)
         if ia != ib:
             self._contacts[(min(ia, ib), max(ia, ib))] = None

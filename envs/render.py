@@ -117,6 +117,10 @@ class Canvas:
         inside = (xs >= 0) & (xs < self.width) & (ys >= 0) & (ys < self.height)
         self._px[xs[inside], ys[inside]] = colors[inside] if colors.ndim == 2 else colors
 
+    def paint(self, cols: np.ndarray, rows: np.ndarray, colors) -> None:
+        """Sets pixels directly (e.g. a pixel mask cached per episode): columns, rows, colour(s)."""
+        self._px[cols, rows] = colors
+
     # -- output ------------------------------------------------------------------------------
     def to_array(self) -> np.ndarray:
         """A fresh (H, W, 3) uint8 copy of the frame."""
