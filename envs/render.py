@@ -13,6 +13,7 @@ Nothing is anti-aliased: every object stays one flat colour for the parser.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -21,6 +22,15 @@ import numpy as np
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (after the prompt switch)
 import pymunk  # noqa: E402
+
+
+@functools.lru_cache(maxsize=64)
+def _disc_offsets(r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row offsets of the pixels of a disc of radius ``r`` pixels around its centre pixel."""
+    reach = int(math.ceil(r))
+    oy, ox = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+    keep = (ox * ox + oy * oy) <= max(r * r, 0.25)
+    return ox[keep], oy[keep]
 
 
 class Canvas:
@@ -103,11 +113,7 @@ class Canvas:
         """
         if len(centers) == 0:
             return
-        r = radius * self.scale
-        reach = int(math.ceil(r))
-        oy, ox = np.mgrid[-reach:reach + 1, -reach:reach + 1]
-        keep = (ox * ox + oy * oy) <= max(r * r, 0.25)
-        ox, oy = ox[keep], oy[keep]
+        ox, oy = _disc_offsets(round(radius * self.scale, 3))
         px = np.floor(np.asarray(centers, np.float64) * self.scale).astype(np.int64)
         xs = (px[:, 0:1] + ox[None, :]).ravel()
         ys = (px[:, 1:2] + oy[None, :]).ravel()
