@@ -46,15 +46,7 @@ def rollout(env, seed, steps, policy="random"):
 def continuous_ids():
     from gymnasium.envs.registration import load_env_creator
 
-    out = []
-    for i in SCENES:
-        try:  # DEV-ONLY guard while scenes are being written; remove before landing
-            cls = load_env_creator(gym.spec(i).entry_point)
-        except ModuleNotFoundError:
-            continue
-        if cls.CONTINUOUS_DIM:
-            out.append(i)
-    return out
+    return [i for i in SCENES if load_env_creator(gym.spec(i).entry_point).CONTINUOUS_DIM]
 
 
 @pytest.mark.parametrize("env_id", SCENES)
