@@ -251,6 +251,15 @@ class PymunkScene(gym.Env, EzPickle):
         self.add_static(*segs)
         return segs
 
+    def bounded_rate(self, rate: float, value: float, low: float, high: float) -> float:
+        """``rate`` (per second) clipped so that ``value`` stays in [low, high] over one substep.
+
+        Kinematic bodies (paddles, baskets, cranes) pass through static geometry, so their travel is
+        bounded here: they stop exactly at the end instead of overshooting it.
+        """
+        sub_dt = self.DT / self.SUBSTEPS
+        return min(max(rate, (low - value) / sub_dt), (high - value) / sub_dt)
+
     def uniform(self, low: float, high: float) -> float:
         return float(self.np_random.uniform(low, high))
 

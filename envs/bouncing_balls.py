@@ -141,8 +141,7 @@ class BouncingBalls(PymunkScene):
             vx = (0.0, -PADDLE_SPEED, PADDLE_SPEED)[action]
         x = self.paddle.body.position.x
         lo, hi = WALL + self.paddle_half, self.world_width - WALL - self.paddle_half
-        sub_dt = self.DT / self.SUBSTEPS
-        vx = min(max(vx, (lo - x) / sub_dt), (hi - x) / sub_dt)  # stop at the walls
+        vx = self.bounded_rate(vx, x, lo, hi)  # stop at the walls
         self.paddle.body.velocity = (vx, 0.0)
 
     def _balls(self):

@@ -218,8 +218,7 @@ class FallingLeaves(PymunkScene):
             vx = (0.0, -BASKET_SPEED, BASKET_SPEED)[action]
         x = self.basket.body.position.x
         lo, hi = self.basket_half, self.world_width - self.basket_half
-        sub_dt = self.DT / self.SUBSTEPS
-        vx = min(max(vx, (lo - x) / sub_dt), (hi - x) / sub_dt)  # stop at the frame edges
+        vx = self.bounded_rate(vx, x, lo, hi)  # stop at the frame edges
         self.basket.body.velocity = (vx, 0.0)
 
     def _on_leaf_hit(self, arbiter: pymunk.Arbiter, space, data) -> None:

@@ -207,8 +207,7 @@ class GrowingStructures(PymunkScene):
         else:
             vx, drop = (0.0, -speed, speed, 0.0)[action], action == DROP
         x = self.crane.body.position.x
-        sub_dt = self.DT / self.SUBSTEPS
-        vx = min(max(vx, (self.crane_lo - x) / sub_dt), (self.crane_hi - x) / sub_dt)  # rail ends
+        vx = self.bounded_rate(vx, x, self.crane_lo, self.crane_hi)  # rail ends
         self.crane.body.velocity = (vx, 0.0)
         if self.held is not None:
             self.held.body.velocity = (vx, 0.0)

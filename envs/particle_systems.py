@@ -236,10 +236,9 @@ class ParticleSystems(PymunkScene):
         else:
             vx = (0.0, -MOVE_SPEED, MOVE_SPEED, 0.0, 0.0)[action]
             turn = (0.0, 0.0, 0.0, -AIM_RATE, AIM_RATE)[action]
-        body, sub_dt = self.emitter.body, self.DT / self.SUBSTEPS
-        x, a = body.position.x, self.aim
-        vx = min(max(vx, (self.rail[0] - x) / sub_dt), (self.rail[1] - x) / sub_dt)  # rail ends
-        turn = min(max(turn, (-AIM_MAX - a) / sub_dt), (AIM_MAX - a) / sub_dt)
+        body = self.emitter.body
+        vx = self.bounded_rate(vx, body.position.x, *self.rail)  # rail ends
+        turn = self.bounded_rate(turn, self.aim, -AIM_MAX, AIM_MAX)
         body.velocity, body.angular_velocity = (vx, 0.0), -turn
 
     def _update(self, action) -> tuple[float, bool]:
