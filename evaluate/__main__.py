@@ -1,0 +1,113 @@
+"""Command line: ``python -m evaluate --env WorldGym/BouncingBalls-v0 --predictor copy-last``.
+
+Evaluates each predictor beside the reference rows (``real`` ceiling, ``real-perturbed`` physical
+variance, ``copy-last`` floor) on every scene asked for, and writes ``report.json`` + ``report.html``
+(plots, videos) under ``--out``. Exit status 0, or 2 when a scene could not be evaluated at all
+(failed episodes are listed in the report, not fatal).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field, fields
+
+import envs
+from evaluate.predictors import REFERENCE_ROWS, make_predictor
+from evaluate.report import write_report
+from evaluate.suite import run_suite
+
+
+def _arg(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Args:
+    env: str = _arg("WorldGym/BouncingBalls-v0", "scene id, or several separated by commas")
+    all_scenes: bool = _arg(False, "evaluate every scene in envs.SCENE_IDS (overrides --env)")
+    predictor: str = _arg("copy-last", "predictor spec(s), comma-separated: real, real-perturbed, "
+                          "copy-last, corrupt:NAME, checkpoint:PATH; the reference rows are always added")
+    episodes: int = _arg(32, "episodes per scene and predictor")
+    horizon: int = _arg(32, "future frames predicted per rollout (T)")
+    context: int = _arg(4, "real context frames given to the predictor (k)")
+    samples: int = _arg(4, "samples per context (S); diversity needs >= 2")
+    policy: str = _arg("random", "policy for the real actions: random | heuristic | noop")
+    seed: int = _arg(0, "first episode seed (episode i uses seed + i): held-out seeds are one flag away")
+    options: str = _arg("", "JSON dict of reset options (out-of-distribution runs), e.g. "
+                        "'{\"gravity\": 600}'")
+    out: str = _arg("reports/eval", "output folder for report.json, report.html, plots/, videos/")
+    width: int = _arg(64, "frame width")
+    height: int = _arg(64, "frame height")
+    start: int = _arg(0, "policy steps played before the context window starts")
+    tolerance: int = _arg(40, "parser colour tolerance (max-channel distance) for predicted frames")
+    no_videos: bool = _arg(False, "skip the MP4 videos (faster)")
+    no_controllability: bool = _arg(False, "skip ΔtPSNR and the counterfactual test")
+    no_diversity: bool = _arg(False, "skip the one-context-frame diversity test")
+    quiet: bool = _arg(False, "no progress bars")
+
+
+def parse_args(argv=None) -> Args:
+    p = argparse.ArgumentParser(prog="python -m evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(Args):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            kind = {"int": int, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
+            p.add_argument(flag, type=kind, default=f.default,
+                           help=f"{f.metadata['help']} (default: {f.default!r})")
+    return Args(**vars(p.parse_args(argv)))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        options = json.loads(args.options) if args.options else None
+    except json.JSONDecodeError as e:
+        print(f"error: --options is not valid JSON: {e}", file=sys.stderr)
+        return 2
+    scenes = [e.strip() for e in args.env.split(",") if e.strip()]
+    scenes = list(envs.SCENE_IDS) if args.all_scenes else scenes
+    asked = [s.strip() for s in args.predictor.split(",") if s.strip()]
+    specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
+    try:
+        predictors = [make_predictor(s) for s in specs]  # fail fast on a bad spec
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    command = "python -m evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    results, errors = {}, {}
+    t0 = time.perf_counter()
+    for env_id in scenes:
+        try:
+            results[env_id] = [run_suite(env_id, p, args.episodes, args.horizon, args.context, args.samples,
+                                         args.policy, args.seed, options, width=args.width,
+                                         height=args.height, start=args.start, tolerance=args.tolerance,
+                                         controllability=not args.no_controllability,
+                                         diversity=not args.no_diversity, progress=not args.quiet)
+                               for p in predictors]
+        except Exception as e:  # the scene itself is broken: report it, go on with the others
+            errors[env_id] = f"{type(e).__name__}: {e}"
+            print(f"{env_id}: FAILED {errors[env_id]}", file=sys.stderr)
+    path = write_report(results, args.out, command, videos=not args.no_videos, errors=errors)
+    for env_id, rows in results.items():
+        print(f"\n{env_id}  (PSNR in dB; 100 = identical)")
+        print("| predictor | PSNR@1 | PSNR@8 | PSNR@16 | PSNR@32 | persistence | pos err px | coherence "
+              "| failed | time s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            s = r.summary
+            cells = [s.get(k, float("nan")) for k in ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence",
+                                                      "pos_err", "coherence")]
+            print(f"| {r.predictor} | " + " | ".join(f"{c:.2f}" for c in cells)
+                  + f" | {r.failed} | {r.wall_time_s:.1f} |")
+    print(f"\nwrote {path} and {path.with_suffix('.html')} in {time.perf_counter() - t0:.1f} s")
+    return 2 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Diversity: with one context frame the hidden velocities are unknown, so samples should spread.
+
+From 1 real context frame and the true actions, S dream samples and S ``real-perturbed`` samples (the
+same start with hidden state nudged by ≈ 0.5 px / 1% speed):
+
+* **Spread** = mean over objects (present in the real last frame and in every sample) of
+  √(mean_s ‖p_s − p̄‖²) of the parsed final positions. **Ratio** = dream spread / real-perturbed spread:
+  collapse below 0.25, over-dispersion above 4 (NaN when the physical spread is under 0.05 px).
+  ``real`` is deterministic (it knows the hidden state) so its ratio is 0 by design.
+* **Pairwise dissimilarity** = mean 1 − SSIM between the samples' final frames.
+* **Best-of-K / mean-of-K** = mean over objects of min_s e_s / mean_s e_s of the final position error
+  (1 = samples equally good; small = one sample is much better than the average).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from evaluate.metrics.fidelity import ssim
+
+COLLAPSE, OVERDISPERSED, MIN_SPREAD = 0.25, 4.0, 0.05
+
+
+def spread(final: np.ndarray, keep: np.ndarray) -> float:
+    """final (S, N, 2) positions, keep (N,) rows to score → spread in pixels."""
+    rows = keep & ~np.isnan(final).any(axis=(0, 2))
+    if not rows.any():
+        return float("nan")
+    p = final[:, rows]
+    return float(np.sqrt(((p - p.mean(0)) ** 2).sum(-1).mean(0)).mean())
+
+
+def ratio(dream_spread: float, real_spread: float) -> float:
+    if np.isnan(real_spread) or real_spread < MIN_SPREAD:
+        return float("nan")
+    return dream_spread / real_spread
+
+
+def pairwise_dissimilarity(final_frames: np.ndarray) -> float:
+    """(S, H, W, 3) → mean 1 − SSIM over sample pairs."""
+    pairs = list(itertools.combinations(range(len(final_frames)), 2))
+    if not pairs:
+        return float("nan")
+    a = np.stack([final_frames[i] for i, _ in pairs])
+    b = np.stack([final_frames[j] for _, j in pairs])
+    return float(np.mean(1.0 - ssim(a, b)))
+
+
+def best_over_mean(final: np.ndarray, real_final: np.ndarray, keep: np.ndarray) -> float:
+    err = np.linalg.norm(final - real_final[None], axis=-1)  # (S, N)
+    rows = keep & ~np.isnan(err).any(0)
+    m = err[:, rows].mean(0)
+    ok = m > 1e-9
+    if not ok.any():
+        return float("nan")
+    return float((err[:, rows].min(0)[ok] / m[ok]).mean())
