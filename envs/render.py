@@ -24,6 +24,15 @@ import pygame  # noqa: E402  (after the prompt switch)
 import pymunk  # noqa: E402
 
 
+def _pixel_span(a: float, b: float) -> tuple[int, int]:
+    """First and past-the-last pixel whose centre lies in [a, b); at least one pixel."""
+    lo, hi = math.ceil(a - 0.5), math.ceil(b - 0.5)
+    if hi <= lo:
+        lo = math.floor((a + b) / 2)
+        hi = lo + 1
+    return lo, hi
+
+
 @functools.lru_cache(maxsize=64)
 def _disc_offsets(r: float) -> tuple[np.ndarray, np.ndarray]:
     """Column and row offsets of the pixels of a disc of radius ``r`` pixels around its centre pixel."""
@@ -78,7 +87,14 @@ class Canvas:
         pygame.draw.polygon(self.surface, color, [(x * s, y * s) for x, y in points])
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, color) -> None:
-        self.polygon(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), color)
+        """An axis-aligned box: exactly the pixels whose centres lie inside (one slice write); a box
+        thinner than a pixel still gets one row or column, so thin lines never vanish."""
+        s = self.scale
+        c0, c1 = _pixel_span(x0 * s, x1 * s)
+        r0, r1 = _pixel_span(y0 * s, y1 * s)
+        c0, c1, r0, r1 = max(c0, 0), min(c1, self.width), max(r0, 0), min(r1, self.height)
+        if c0 < c1 and r0 < r1:
+            self._px[c0:c1, r0:r1] = color
 
     def segment(self, a, b, radius: float, color) -> None:
         """A thick line with rounded ends (pymunk's Segment shape)."""
