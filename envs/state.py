@@ -46,6 +46,10 @@ class ObjectState(Mapping):
 
     __hash__ = None
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The underlying field → array dict (no copy): the fast path for bulk readers."""
+        return self._fields
+
     @property
     def num_objects(self) -> int:
         return len(self._fields["id"])

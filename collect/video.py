@@ -1,0 +1,130 @@
+"""``python -m collect.video DIR --episodes 0,1,2 --out eps.mp4``: episodes side by side, for a look.
+
+Frames are scaled up with nearest-neighbour (no blur on 64×64 pixel art) and tiled in a grid with
+the episode index in each tile's corner; an episode that ends early holds its last frame, dimmed.
+Videos are previews only: H.264 is lossy, datasets are not (design.md).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+
+from collect.cli import summary
+from collect.dataset import DatasetError, open_dataset
+
+PROG = "python -m collect.video"
+GUTTER = 2
+
+
+def parse_indices(text: str) -> list[int]:
+    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]``."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(tile)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 7 * len(text) + 4, 13), fill=(0, 0, 0))
+    draw.text((2, 1), text, fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+class Grid:
+    """Composes grid frame ``t`` from episodes' observations on demand (no whole video in memory)."""
+
+    def __init__(self, episodes: list[tuple[int, np.ndarray]], scale: int, cols: int | None = None):
+        self.episodes, self.scale = episodes, scale
+        n = len(episodes)
+        self.cols = cols or math.ceil(math.sqrt(n))
+        self.rows = math.ceil(n / self.cols)
+        h, w = episodes[0][1].shape[1:3]
+        self.th, self.tw = h * scale, w * scale
+        H = self.rows * self.th + (self.rows + 1) * GUTTER
+        W = self.cols * self.tw + (self.cols + 1) * GUTTER
+        self.shape = (H + H % 2, W + W % 2, 3)  # H.264 wants even sizes
+        self.length = max(len(obs) for _, obs in episodes)
+
+    def frame(self, t: int) -> np.ndarray:
+        out = np.full(self.shape, 24, np.uint8)
+        for k, (index, obs) in enumerate(self.episodes):
+            f = obs[min(t, len(obs) - 1)]
+            tile = f.repeat(self.scale, 0).repeat(self.scale, 1)  # (h*s, w*s, 3)
+            if t >= len(obs):
+                tile = tile // 2
+            tile = _label(tile, f"ep {index}") if self.th >= 48 else tile
+            r, c = divmod(k, self.cols)
+            y, x = GUTTER + r * (self.th + GUTTER), GUTTER + c * (self.tw + GUTTER)
+            out[y:y + self.th, x:x + self.tw] = tile
+        return out
+
+
+def write_video(path: str, grid: Grid, fps: float) -> None:
+    from moviepy import VideoClip
+
+    clip = VideoClip(lambda t: grid.frame(min(int(round(t * fps)), grid.length - 1)),
+                     duration=grid.length / fps)
+    if path.lower().endswith(".gif"):
+        clip.write_gif(path, fps=fps, logger=None)
+    else:
+        clip.write_videofile(path, fps=fps, logger=None, audio=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=summary(__doc__))
+    p.add_argument("dir", help="dataset directory")
+    p.add_argument("--episodes", default=None,
+                   help="collection indices, e.g. 0,1,2 or 0-3 (default: the first four)")
+    p.add_argument("--out", required=True, help="output video (.mp4, .webm, .gif)")
+    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the scene's)")
+    p.add_argument("--scale", type=int, default=None, help="pixel scale per frame (default: ~256 px tiles)")
+    p.add_argument("--cols", type=int, default=None, help="grid columns (default: about square)")
+    p.add_argument("--max-frames", type=int, default=None, help="cut the video after this many frames")
+    args = p.parse_args(argv)
+    try:
+        ds = open_dataset(args.dir)
+        indices = parse_indices(args.episodes) if args.episodes else [int(i) for i in ds.indices[:4]]
+        if not indices:
+            p.error("--episodes is empty")
+        episodes = []
+        for idx in indices:
+            try:
+                pos = ds.position(idx)
+            except KeyError:
+                p.error(f"episode {idx} is not in {args.dir} (it has {_span(ds.indices)})")
+            obs = ds.episode(pos).observations
+            episodes.append((idx, obs[: args.max_frames] if args.max_frames else obs))
+    except (DatasetError, ValueError) as e:
+        p.error(str(e))
+    h = ds.frame_shape[0]
+    scale = args.scale or max(1, 256 // h)
+    fps = args.fps or float(ds.metadata["env"].get("render_fps") or 30)
+    grid = Grid(episodes, scale, args.cols)
+    write_video(args.out, grid, fps)
+    print(f"wrote {args.out}: {len(episodes)} episodes, {grid.length} frames at {fps:g} fps, "
+          f"{grid.shape[1]}x{grid.shape[0]}")
+    return 0
+
+
+def _span(indices: np.ndarray) -> str:
+    if not len(indices):
+        return "none"
+    return f"{len(indices)} episodes, indices {int(indices.min())}…{int(indices.max())}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

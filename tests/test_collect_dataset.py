@@ -1,0 +1,196 @@
+"""Reading: windows (shapes, alignment with the env, no autoreset), splits, DataLoader workers,
+corruption detection, Minari, inspect, video and the benchmark's plumbing."""
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from collect_helpers import make_dataset
+
+from collect import DatasetError, open_dataset
+from collect.verify import main as verify_main
+from collect.verify import verify
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    make_dataset(out, episodes=6, max_steps=60, policy="noisy:0.5", seed=11)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ds(data_dir):
+    return open_dataset(data_dir)
+
+
+def test_windows_shapes_and_counts(ds):
+    w = ds.windows(16, stride=4)
+    expected = sum(max((t + 1 - 16) // 4 + 1, 0) for t in ds.steps)
+    assert len(w) == expected > 0
+    item = w[len(w) - 1]
+    assert item["frames"].shape == (16, 64, 64, 3) and item["frames"].dtype == np.uint8
+    assert item["actions"].shape == (15,) and item["rewards"].shape == (15,)
+    for k in ("terminations", "truncations", "dones"):
+        assert item[k].shape == (15,) and item[k].dtype == bool
+    n = ds.max_objects
+    assert item["state"]["position"].shape == (16, n, 2) and item["state"]["id"].shape == (16, n)
+    assert item["state_count"].shape == (16,) and item["contacts"].shape == (16, ds.max_contacts, 2)
+    with pytest.raises(IndexError):
+        w[len(w)]
+    ds.files.max_open = 1  # shards closed behind the window cache's back are reopened
+    try:
+        for j in np.random.default_rng(1).integers(len(w), size=40):
+            np.testing.assert_array_equal(w[int(j)]["frames"], ds.windows(16, stride=4)[int(j)]["frames"])
+    finally:
+        ds.files.max_open = 64
+
+
+def test_windows_follow_the_env_and_never_cross_episodes(ds):
+    """frames[k + 1] is what the env shows after actions[k], checked by replaying from the seed."""
+    w = ds.windows(8, stride=3)
+    env = ds.make_env()
+    rng = np.random.default_rng(0)
+    for j in [0, len(w) - 1, *rng.integers(len(w), size=4)]:
+        item = w[int(j)]
+        pos, t = w.locate(int(j))
+        ep = ds.episode(pos)
+        assert item["episode"] == ep.index and item["start"] == t and t + 8 <= ep.steps + 1
+        obs, _ = env.reset(seed=ep.seed, options=ep.options or None)
+        for a in ep.actions[:t]:
+            obs, *_ = env.step(a)
+        np.testing.assert_array_equal(item["frames"][0], obs)
+        for k, a in enumerate(item["actions"]):
+            obs, r, term, trunc, info = env.step(a)
+            np.testing.assert_array_equal(item["frames"][k + 1], obs)
+            assert item["rewards"][k] == np.float32(r) and item["dones"][k] == (term or trunc)
+            c = item["state_count"][k + 1]
+            np.testing.assert_array_equal(item["state"]["position"][k + 1, :c], info["state"]["position"])
+            assert (item["state"]["id"][k + 1, c:] == -1).all()
+        # a done can only be the episode's last transition: no autoreset inside a window
+        assert not item["dones"][:-1].any()
+        assert item["dones"][-1] == (t + 8 == ep.steps + 1)
+
+
+def test_last_window_reaches_the_final_frame(ds):
+    w = ds.windows(4, stride=1)
+    pos, t = w.locate(int(w.ends[0]) - 1)
+    ep = ds.episode(pos)
+    item = w[int(w.ends[0]) - 1]
+    np.testing.assert_array_equal(item["frames"][-1], ep.observations[-1])
+    assert item["dones"][-1]
+
+
+def test_split_is_deterministic_disjoint_and_complete(ds):
+    train, val = ds.split(val=0.34)
+    train2, val2 = ds.split(val=0.34)
+    np.testing.assert_array_equal(val.indices, val2.indices)
+    assert len(val) == 2 and len(train) == 4
+    assert sorted([*train.indices, *val.indices]) == list(ds.indices)
+    other = ds.split(val=0.34, seed=1)[1]
+    assert len(other) == 2
+    tiny_val = ds.split(val=0.01)[1]
+    assert len(tiny_val) == 1
+    assert len(val.windows(16)) + len(train.windows(16)) == len(ds.windows(16))
+    same = ds.episode(ds.position(val.indices[0]))
+    np.testing.assert_array_equal(val.episode(0).observations, same.observations)
+
+
+@pytest.mark.parametrize("context", ["fork", pytest.param("spawn", marks=pytest.mark.slow)])
+def test_dataloader_with_worker_processes(ds, context):
+    w = ds.windows(16, stride=8)
+    ds.episode(0)  # the parent has open handles before the workers start
+    order = list(range(0, len(w), 3))
+    loader = torch.utils.data.DataLoader(w, batch_size=4, sampler=order, num_workers=2,
+                                         multiprocessing_context=context)
+    got = [b for b in loader]
+    assert got[0]["frames"].shape == (4, 16, 64, 64, 3) and got[0]["frames"].dtype == torch.uint8
+    frames = torch.cat([b["frames"] for b in got])
+    for k, j in enumerate(order):
+        np.testing.assert_array_equal(frames[k].numpy(), w[j]["frames"])
+    assert got[0]["state"]["position"].shape[:2] == (4, 16)
+
+
+def _flip_byte_in_frames(path, index):
+    with h5py.File(path, "r") as f:
+        off = f[f"episode_{index}/observations"].id.get_chunk_info(1).byte_offset
+    b = bytearray(path.read_bytes())
+    b[off + 40] ^= 0x10
+    path.write_bytes(bytes(b))
+
+
+def test_corruption_is_detected_and_named(data_dir, tmp_path, capsys):
+    d = tmp_path / "damaged"
+    shutil.copytree(data_dir, d)
+    meta = json.loads((d / "metadata.json").read_text())
+    good, flipped, cut = meta["shards"]
+    _flip_byte_in_frames(d / flipped["file"], flipped["episodes"][1])
+    data = (d / cut["file"]).read_bytes()
+    (d / cut["file"]).write_bytes(data[: len(data) // 2])
+
+    report = verify(d)
+    assert not report.ok and report.ok_shards == [good["file"]]
+    assert flipped["episodes"][1] in report.damaged_episodes
+    assert flipped["episodes"][0] not in report.damaged_episodes
+    assert set(cut["episodes"]) <= set(report.damaged_episodes)
+    assert verify_main([str(d)]) == 1
+    out = capsys.readouterr().out
+    assert f"{flipped['file']}: episode {flipped['episodes'][1]}" in out
+    assert f"{cut['file']}: cannot open" in out
+
+    ds = open_dataset(d)  # the other shards still load
+    for idx in good["episodes"] + flipped["episodes"][:1]:
+        assert ds.episode(ds.position(idx)).observations.shape[0] > 1
+    bad = rf"{flipped['file']}: episode {flipped['episodes'][1]}: observations"
+    with pytest.raises(DatasetError, match=bad):
+        ds.episode(ds.position(flipped["episodes"][1]))
+    with pytest.raises(DatasetError, match=rf"{cut['file']}: cannot open shard"):
+        ds.episode(ds.position(cut["episodes"][0]))
+    assert verify_main([str(data_dir)]) == 0
+
+
+def test_minari_loads_the_export(data_dir, ds, tmp_path, monkeypatch):
+    minari = pytest.importorskip("minari", reason="minari is not installed (pip install minari)")
+    from collect.export_minari import main as export_main
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert export_main([str(data_dir), "--dataset-id", "worldgym/test/links-v0"]) == 0
+    assert export_main([str(data_dir), "--dataset-id", "worldgym/test/copy-v0", "--copy"]) == 0
+    for dataset_id in ("worldgym/test/links-v0", "worldgym/test/copy-v0"):
+        m = minari.load_dataset(dataset_id)
+        assert m.total_episodes == len(ds) and m.total_steps == int(ds.steps.sum())
+        for k, e in enumerate(m.iterate_episodes()):
+            ours = ds.episode(k)
+            np.testing.assert_array_equal(e.observations, ours.observations)
+            np.testing.assert_array_equal(e.actions, ours.actions)
+            np.testing.assert_array_equal(e.rewards, ours.rewards)
+            np.testing.assert_array_equal(e.terminations, ours.terminations)
+            np.testing.assert_array_equal(e.infos["state"]["position"], ours.state["position"])
+        assert m.observation_space.shape == (64, 64, 3) and m.action_space.n == 3
+        assert m.recover_environment().spec.id == ds.env_id
+
+
+def test_inspect_and_video(data_dir, tmp_path, capsys):
+    from collect.inspect import main as inspect_main
+    from collect.video import main as video_main
+
+    assert inspect_main([str(data_dir), str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 requested" in out and "raw frames" in out and "returns per policy" in out
+    mp4 = tmp_path / "eps.mp4"
+    assert video_main([str(data_dir), "--episodes", "0,2-3", "--out", str(mp4), "--max-frames", "12"]) == 0
+    import imageio.v3 as iio
+
+    frames = iio.imread(mp4)
+    assert frames.shape[0] == 12 and frames.shape[1] >= 256
+
+
+def test_bench_plumbing(tmp_path):
+    from collect.bench import bench_bytes, bench_overhead
+
+    o = bench_overhead(tmp_path, "WorldGym/BouncingBalls-v0", "random", 2, 20, 1)
+    assert o["steps"] > 0 and o["raw_s"] > 0 and o["collect_s"] > 0
+    rows = bench_bytes(tmp_path, ["WorldGym/BouncingBalls-v0", "WorldGym/NotAScene-v0"], 2, 20)
+    assert 0 < rows[0]["frames_ratio"] < rows[0]["ratio"] < 0.1 and "error" in rows[1]

@@ -1,0 +1,205 @@
+"""The collector as a whole: determinism, kill -9 + resume, slices, directory safety, CLI errors."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from collect_helpers import ENV, make_dataset
+
+import envs
+from collect import open_dataset
+from collect.__main__ import main as collect_main
+from collect.verify import verify
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shard_entries(out):
+    meta = json.loads((Path(out) / "metadata.json").read_text())
+    return [(s["file"], s["sha256"], s["episodes"], s["steps"]) for s in meta["shards"]]
+
+
+def test_dataset_is_identical_across_runs_and_worker_counts(tmp_path):
+    """Shard files are byte-identical whether one process or two worker processes wrote them."""
+    make_dataset(tmp_path / "a", workers=1)
+    make_dataset(tmp_path / "b", workers=1)
+    make_dataset(tmp_path / "c", workers=2)
+    a, b, c = (shard_entries(tmp_path / x) for x in "abc")
+    assert a == b == c and len(a) == 3
+    for f, *_ in a:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "c" / f).read_bytes()
+
+
+def _env():
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", PYTHONPATH=str(ROOT))
+    return env
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "collect", "--env", ENV, "--out", str(out), "--episodes", "30",
+           "--max-steps", "200", "--policy", "heuristic", "--workers", "2", "--shard-episodes", "1",
+           "--seed", "5", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("shard-*.h5"))) < 3 and proc.poll() is None:
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        pytest.fail(f"the collection ended (rc {proc.returncode}) before it could be killed: "
+                    f"{proc.stderr.read().decode()[-2000:]}")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # workers notice (lifeline pipe) at the end of their current episode
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    time.sleep(1.0)
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert before == after, "orphaned workers kept writing after the collector was killed"
+
+    # what is visible after the kill: only complete, checksummed shards
+    report = verify(out, deep=True)
+    assert report.ok, [str(p) for p in report.problems]
+    partial = open_dataset(out)
+    assert 3 <= len(partial) < 30
+
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    ds = open_dataset(out)
+    np.testing.assert_array_equal(ds.indices, np.arange(30))
+    assert verify(out, deep=True).ok
+    assert not list(out.glob("*.tmp"))
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["complete"] and meta["counts"]["episodes"] == 30
+    listed = [i for s in meta["shards"] for i in s["episodes"]]
+    assert sorted(listed) == list(range(30))
+
+    # episodes from before and after the kill are exactly what a clean run makes
+    ref = tmp_path / "ref"
+    make_dataset(ref, episodes=30, max_steps=200, policy="heuristic", seed=5, shard_episodes=30)
+    ref_ds = open_dataset(ref)
+    for i in (0, int(partial.indices[-1]) + 1, 29):
+        a, b = ds.episode(i), ref_ds.episode(i)
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.state, b.state)
+
+
+def test_resume_extends_and_rerun_with_same_settings_continues(tmp_path):
+    out = tmp_path / "grow"
+    s = make_dataset(out, episodes=3)
+    assert s.complete and s.collected == 3
+    # killed between listing a shard in metadata.json and renaming it: verify notes it, resume publishes it
+    last = sorted(out.glob("shard-*.h5"))[-1]
+    last.rename(last.with_name(last.name + ".tmp"))
+    report = verify(out)
+    assert report.ok and any("not yet renamed" in n for n in report.notes)
+    s = make_dataset(out, episodes=3, resume=True)
+    assert s.collected == 0 and s.complete and last.exists()
+    s = make_dataset(out, episodes=5, resume=True)
+    assert s.collected == 2 and s.present == 5
+    s = make_dataset(out, episodes=5)  # same settings, no flag: nothing left to do
+    assert s.collected == 0 and s.complete
+    np.testing.assert_array_equal(open_dataset(out).indices, np.arange(5))
+
+
+def test_slices_merge_by_directory(tmp_path):
+    full = tmp_path / "full"
+    make_dataset(full, episodes=5)
+    merged = tmp_path / "merged"
+    for i in range(2):
+        part = tmp_path / f"part{i}"
+        s = make_dataset(part, episodes=5, shard=f"{i}/2")
+        assert s.target == (3 if i == 0 else 2) and s.complete
+        shutil.copytree(part, merged, dirs_exist_ok=True)
+    same_dir = tmp_path / "same"
+    for i in range(2):
+        make_dataset(same_dir, episodes=5, shard=f"{i}/2")
+    a, b, c = open_dataset(full), open_dataset(merged), open_dataset(same_dir)
+    assert sorted(b.metadata["parts"]) == ["metadata-0of2.json", "metadata-1of2.json"]
+    for ds in (b, c):
+        np.testing.assert_array_equal(ds.indices, np.arange(5))
+        for i in range(5):
+            np.testing.assert_array_equal(ds.episode(i).observations, a.episode(i).observations)
+    assert verify(merged).ok and verify(same_dir).ok
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        collect_main(argv)
+    err = capsys.readouterr().err
+    return e.value.code, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "WorldGym/Nope-v0"], "unknown env id 'WorldGym/Nope-v0'; registered ids: "),
+    (["--policy", "greedy"], "unknown policy 'greedy'; policies: random, heuristic, noisy:EPS, sb3:PATH.zip"),
+    (["--policy", "noisy:3"], "EPS must be a number in [0, 1]"),
+    (["--shard", "2/2"], "--shard I/N needs 0 <= I < N"),
+    (["--options", "{bad"], "--options is not valid JSON"),
+    (["--options", '{"gravty": 1}'], "unknown option(s) ['gravty']"),
+    (["--size", "8"], "width must be an integer in [32, 512]"),
+    (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+])
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, message):
+    code, err = run_cli(["--out", str(tmp_path / "x"), "--episodes", "1", "--no-progress", *argv], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m collect: error: "), err
+    assert message in lines[0]
+    if "registered ids" in message:
+        assert all(i in lines[0] for i in envs.SCENE_IDS)
+
+
+def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
+    out = tmp_path / "d"
+    make_dataset(out, episodes=2)
+    code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "9", "--policy", "random",
+                         "--max-steps", "100", "--workers", "1", "--no-progress"], capsys)
+    assert code == 2 and "different settings" in err and "seed: 9 vs 3" in err and "--overwrite" in err
+    code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "9", "--resume", "--no-progress"],
+                        capsys)
+    assert code == 2 and "different settings" in err
+    assert collect_main(["--out", str(out), "--episodes", "2", "--seed", "9", "--max-steps", "100",
+                         "--overwrite", "--workers", "1", "--no-progress"]) == 0
+    assert open_dataset(out).settings["seed"] == 9
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    code, err = run_cli(["--out", str(foreign), "--episodes", "1", "--no-progress"], capsys)
+    assert code == 2 and "not empty and holds no collect dataset" in err
+
+
+def test_a_second_collector_on_the_same_slice_is_refused(tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "busy"
+    make_dataset(out, episodes=2)
+    fd = os.open(out / ".lock-0of1", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # what a running collector (or its last orphaned worker) holds
+    try:
+        code, err = run_cli(["--out", str(out), "--episodes", "3", "--seed", "3", "--max-steps", "100",
+                             "--workers", "1", "--no-progress"], capsys)
+        assert code == 2 and "another collector" in err
+    finally:
+        os.close(fd)
+    assert make_dataset(out, episodes=3).present == 3
+
+
+def test_cli_help_and_subprocess_error_has_no_traceback(capsys):
+    with pytest.raises(SystemExit) as e:
+        collect_main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for flag in ("--env", "--episodes", "--policy", "--workers", "--seed", "--size", "--max-steps",
+                 "--options", "--shard", "--resume", "--overwrite"):
+        assert flag in out
+    r = subprocess.run([sys.executable, "-m", "collect", "--out", "/tmp/never", "--env", "Bad-v9"], cwd=ROOT,
+                       env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
