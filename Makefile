@@ -35,6 +35,13 @@ $(STAMP): $(PY) pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m envs.demo --steps 300 --out out/scenes.mp4
+	$(PY) -m collect --env WorldGym/BouncingBalls-v0 --episodes 8 --max-steps 200 --policy heuristic \
+		--seed 0 --out out/data/bb --resume
+	$(PY) -m collect.inspect out/data/bb
+	$(PY) -m collect.video out/data/bb --episodes 0-3 --out out/dataset.mp4
+	$(PY) -m evaluate --env WorldGym/BouncingBalls-v0 --predictor copy-last --episodes 8 --horizon 32 \
+		--samples 2 --out out/eval-bb
+	@echo "demo outputs: out/scenes.mp4, out/data/bb, out/dataset.mp4, out/eval-bb/report.html"
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
