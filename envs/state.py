@@ -9,6 +9,7 @@ as what the design names: a read-only mapping of fresh numpy arrays, and (K, 2) 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -31,11 +32,12 @@ class ObjectState(Mapping):
     def __len__(self) -> int:
         return len(self._fields)
 
-    def __getstate__(self):
-        return self._fields
-
-    def __setstate__(self, fields):
-        self._fields = fields
+    def __reduce__(self):
+        """Pickles as one bytes blob plus a layout: async vector envs send ``info`` through a pipe
+        every step, and this is ~2x cheaper than pickling ten arrays one by one."""
+        layout = tuple((k, a.dtype.str, a.shape) for k, a in self._fields.items())
+        blob = b"".join(np.ascontiguousarray(a).tobytes() for a in self._fields.values())
+        return (_unpack_state, (layout, blob))
 
     def __eq__(self, other) -> bool:
         """Exact equality of every field (dtype, shape and values)."""
@@ -56,6 +58,18 @@ class ObjectState(Mapping):
 
     def __repr__(self) -> str:
         return f"ObjectState({self.num_objects} objects: {', '.join(self._fields)})"
+
+
+def _unpack_state(layout, blob: bytes) -> ObjectState:
+    """Inverse of ``ObjectState.__reduce__``: writeable views into one fresh buffer."""
+    buf = np.frombuffer(bytearray(blob), np.uint8)
+    fields, offset = {}, 0
+    for name, dtype, shape in layout:
+        dt = np.dtype(dtype)
+        end = offset + math.prod(shape) * dt.itemsize
+        fields[name] = buf[offset:end].view(dt).reshape(shape)
+        offset = end
+    return ObjectState(fields)
 
 
 class Contacts(tuple):
