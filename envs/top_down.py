@@ -35,8 +35,8 @@ once for the diagonals.
 
 `info["state"]` (see `envs.base`): one row per box (kind `box`) and one for the puck (kind `agent`,
 `controlled=True`), in the frame's pixel coordinates. `info["contacts"]`: pairs of ids that began
-touching this step, `-1` standing for walls and obstacles. `info["targets"]`: (n, 2) float32 target
-centres in pixels; `info["boxes_on_targets"]`: how many targets are covered.
+touching this step, `-1` standing for walls and obstacles. `info["targets"]`: a tuple of the n target
+centres `(x, y)` in pixels (a tuple, not an array, so vector envs keep it per sub-environment); `info["boxes_on_targets"]`: how many targets are covered.
 
 ## Rewards
 
@@ -274,7 +274,7 @@ class TopDown(PymunkScene):
         canvas.circle(self.agent.body.position, AGENT_RADIUS, self.agent.color)
 
     def _extra_info(self) -> dict:
-        return {"targets": (self.targets[:, :2] * self.scale).astype(np.float32),
+        return {"targets": tuple(map(tuple, (self.targets[:, :2] * self.scale).tolist())),
                 "boxes_on_targets": self._covered}
 
     # ------------------------------------------------------------------ scripted policy

@@ -306,6 +306,18 @@ def test_make_vec(env_id, mode):
 
 
 @pytest.mark.parametrize("env_id", SCENES)
+def test_info_extras_keep_their_shape(env_id):
+    """Array-valued info must not change shape between episodes (vector envs stack arrays)."""
+    env = make(env_id)
+    shapes = {}
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        for key, value in info.items():
+            if isinstance(value, np.ndarray):
+                assert shapes.setdefault(key, value.shape) == value.shape, key
+
+
+@pytest.mark.parametrize("env_id", SCENES)
 def test_human_mode_runs_headless(env_id):
     env = gym.make(env_id, render_mode="human")
     env.reset(seed=0)
