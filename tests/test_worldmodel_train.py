@@ -1,0 +1,130 @@
+"""Training-loop tests: the real ``python -m worldmodel.train`` on micro configs (same code path as the
+presets), with in-memory BouncingBalls rollouts: loss goes down, resume continues the step count and
+is bit-exact, kill -9 is survivable, and DDP with 2 CPU processes (gloo) matches 1 process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from worldmodel import train
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = ["tokenizer.height=32", "tokenizer.width=32", "tokenizer.channels=[8,16,16]",
+         "tokenizer.codebook_size=64", "tokenizer.code_dim=16", "tokenizer.restart_every=4",
+         "dynamics.d_model=32", "dynamics.n_layers=2", "dynamics.n_heads=2", "dynamics.token_dim=16",
+         "dynamics.context=3", "dynamics.train_frames=5", "dynamics.memory_slots=4",
+         "dynamics.maskgit_steps=2",
+         "train.tokenizer_batch=8", "train.dynamics_batch=4", "train.warmup=2", "train.eval_every=1000",
+         "train.checkpoint_every=3", "train.log_every=1", "train.eval_episodes=2", "train.eval_horizon=4"]
+DATA = ["--env", "WorldGym/BouncingBalls-v0", "--episodes", "12", "--episode-steps", "30"]
+
+
+def _args(out, *extra, steps=8):
+    return [*DATA, "--preset", "tiny", "--out", str(out), "--steps", str(steps), "--threads", "1",
+            "--no-progress", *extra, "--set", *MICRO]
+
+
+def _log(run, stage):
+    return [json.loads(line) for line in (Path(run) / "logs" / f"{stage}.jsonl").read_text().splitlines()]
+
+
+def _weights(run, stage):
+    return load_file(str(Path(run) / stage / "model.safetensors"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_loss_decreases_on_a_small_dataset(tmp_path):
+    lrs = ["--set", "train.tokenizer_lr=0.003", "train.dynamics_lr=0.003"]
+    states = train.main(_args(tmp_path / "run", *lrs, steps=40))
+    assert states["tokenizer"]["done"] and states["dynamics"]["done"]
+    for stage in ("tokenizer", "dynamics"):
+        losses = [r["loss"] for r in _log(tmp_path / "run", stage)]
+        assert len(losses) == 40
+        assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5, (stage, losses[:5], losses[-5:])
+    run = tmp_path / "run"
+    assert (run / "tb" / "tokenizer").is_dir() and (run / "tb" / "dynamics").is_dir()
+    import worldmodel
+
+    model = worldmodel.load(run)
+    ctx, acts = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8), torch.zeros(1, 3, dtype=torch.long)
+    out = model.generate(ctx, acts, 3)
+    assert out.frames.shape == (1, 1, 3, 32, 32, 3)
+
+
+def test_resume_continues_the_step_count_bit_exactly(tmp_path):
+    train.main(_args(tmp_path / "a"))
+    first = train.main(_args(tmp_path / "b", "--stop-at", "5"))
+    assert first["tokenizer"]["step"] == 5 and "dynamics" not in first  # stopped inside the tokenizer
+    with pytest.raises(SystemExit):  # refuses to overwrite without --resume
+        train.main(_args(tmp_path / "b"))
+    second = train.main(_args(tmp_path / "b", "--resume"))
+    assert second["tokenizer"]["step"] == 8 and second["dynamics"]["step"] == 8
+    assert [r["step"] for r in _log(tmp_path / "b", "tokenizer")] == list(range(1, 9))
+    for stage in ("tokenizer", "dynamics"):
+        a, b = _weights(tmp_path / "a", stage), _weights(tmp_path / "b", stage)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), stage
+    assert json.loads((tmp_path / "b" / "dynamics" / "train_state.json").read_text())["step"] == 8
+
+
+def _env():
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path):
+    run = tmp_path / "k"
+    every_step = ["--set", "train.checkpoint_every=1"]
+    cmd = [sys.executable, "-m", "worldmodel.train", *_args(run, *every_step, steps=400)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    state = run / "tokenizer" / "train_state.json"
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["step"] >= 5:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((run / "tokenizer" / "train_state.json").read_text())["step"]
+    assert killed_at >= 5
+    done = subprocess.run([sys.executable, "-m", "worldmodel.train", *_args(run, "--resume", steps=12)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed at step {killed_at}" in done.stdout
+    steps = [r["step"] for r in _log(run, "tokenizer")]
+    assert steps == list(range(1, 13))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one_process(tmp_path):
+    """torchrun with 2 CPU processes (gloo) and the same global batch gives the same losses."""
+    common = ["--steps", "3"]
+    one = subprocess.run([sys.executable, "-m", "worldmodel.train", *_args(tmp_path / "one", *common)],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "worldmodel.train", *_args(tmp_path / "two", *common)],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 process(es)" in two.stdout
+    for stage in ("tokenizer", "dynamics"):
+        a, b = _log(tmp_path / "one", stage), _log(tmp_path / "two", stage)
+        assert len(a) == len(b) == 3
+        for ra, rb in zip(a, b):
+            assert abs(ra["loss"] - rb["loss"]) <= 1e-4 * max(1.0, abs(ra["loss"])), (stage, ra, rb)

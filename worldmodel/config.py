@@ -1,0 +1,234 @@
+"""Configuration dataclasses and presets.
+
+A :class:`WorldModelConfig` holds everything needed to rebuild a model from nothing (no weights, no
+pickle): the tokenizer, the dynamics, the training recipe and the scene's spaces. It round-trips
+through JSON (``to_json`` / ``from_json``); checkpoints store it as ``config.json``.
+
+Presets (``preset(name)``) share one code path and differ only in sizes:
+
+=========  ==========  ======================  ===========================================
+preset     frames      tokens / frame          use
+=========  ==========  ======================  ===========================================
+tiny       64×64       16×16 (8×8 positions)   trains on 2 CPU cores in minutes
+small      64×64       16×16 (8×8 positions)   one GPU, hours
+base       128×128     16×16 (8×8 positions)   one GPU, a day
+seed163m   256×256     32×32 (16×16 positions) the seed prototype's size (≈163M parameters)
+=========  ==========  ======================  ===========================================
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TokenizerConfig:
+    height: int = 64  # frame height in pixels (frames of another size are resized)
+    width: int = 64  # frame width in pixels
+    channels: tuple[int, ...] = (16, 32, 64)  # decoder conv widths, full resolution first (one per level)
+    res_blocks: int = 1  # residual blocks per resolution level (decoder; encoder "conv")
+    encoder: str = "patch"  # "patch": a code sees only its own pixels (stable codes); "conv": a conv pyramid
+    encoder_width: int = 128  # hidden width of the patch encoder
+    encoder_blocks: int = 2  # residual per-patch MLP blocks of the patch encoder
+    codebook_size: int = 512  # number of discrete codes V
+    code_dim: int = 32  # dimension of a code vector
+    ema_decay: float = 0.99  # EMA decay of the codebook statistics
+    commitment: float = 0.25  # weight of the commitment loss ||z - sg(q)||²
+    restart_every: int = 50  # look for dead codes every this many training steps
+    fg_weight: float = 8.0  # loss weight of pixels that differ from the frame's background colour
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.channels) - 1)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w): the token grid of one frame."""
+        return self.height // self.downsample, self.width // self.downsample
+
+
+@dataclass
+class DynamicsConfig:
+    d_model: int = 128  # transformer width
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 4  # attention heads
+    mlp_ratio: float = 4.0  # MLP hidden = mlp_ratio × d_model
+    token_dim: int = 32  # embedding size of one token (initialised from the tokenizer's codebook when equal)
+    patch: int = 2  # p: p×p neighbouring tokens are merged into one transformer position
+    context: int = 4  # K: frames in the self-attention window (older frames live only in the memory bank)
+    train_frames: int = 6  # T: frames per training window (T-1 next-frame predictions per window)
+    memory_slots: int = 8  # M: slots of the recurrent memory bank
+    maskgit_steps: int = 4  # sequential passes per generated frame (MaskGIT, cosine schedule)
+    changed_weight: float = 4.0  # loss weight of target tokens that differ from the previous frame's token
+    noise_max: float = 0.3  # largest fraction of context tokens replaced by random codes (augmentation)
+    noise_buckets: int = 8  # noise levels, embedded and given to the model (level 0 at inference)
+    noise_prob: float = 0.7  # probability that a context frame is noised at all
+    context_action_drop: float = 0.2  # probability that a window's context actions are hidden
+    pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
+    reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)
+    termination_weight: float = 0.1  # weight of the termination BCE loss
+    # filled from the tokenizer and the scene when a WorldModelConfig is made:
+    codebook_size: int = 512
+    grid: tuple[int, int] = (16, 16)
+
+    @property
+    def positions(self) -> tuple[int, int]:
+        """(H, W): transformer positions per frame after merging p×p tokens."""
+        return self.grid[0] // self.patch, self.grid[1] // self.patch
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0  # seeds model init, data order, masks and noise
+    # tokenizer stage
+    tokenizer_steps: int = 3000  # optimizer steps (--steps overrides)
+    tokenizer_batch: int = 32  # frames per global batch
+    tokenizer_lr: float = 2e-3  # peak learning rate (AdamW, linear warm-up, cosine decay to 10%)
+    # dynamics stage
+    dynamics_steps: int = 4000
+    dynamics_batch: int = 16  # windows per global batch
+    dynamics_lr: float = 1e-3
+    # shared
+    warmup: int = 100  # warm-up steps
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    tokenizer_time_fraction: float = 0.3  # share of --minutes given to the tokenizer when --stage all
+    val_fraction: float = 0.1  # episodes held out for validation (by episode)
+    log_every: int = 20  # scalars to TensorBoard every N steps
+    eval_every: int = 500  # validation (PSNR, rollouts vs copy-last, sample video) every N steps
+    checkpoint_every: int = 200  # checkpoint every N steps (and at the end, and on Ctrl-C)
+    eval_episodes: int = 16  # held-out episodes per validation
+    eval_horizon: int = 16  # generated frames per validation rollout
+
+
+@dataclass
+class WorldModelConfig:
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # the scene's spaces: {"type": "discrete", "n": 3} or {"type": "box", "shape": [1], "low": -1, "high": 1}
+    action_space: dict = field(default_factory=lambda: {"type": "discrete", "n": 3})
+    env_id: str | None = None  # the scene the data came from (informational)
+    preset: str | None = None
+
+    def __post_init__(self):
+        self.sync()
+
+    def sync(self) -> WorldModelConfig:
+        """Copies what the dynamics must know about the tokenizer into it."""
+        self.dynamics.codebook_size = self.tokenizer.codebook_size
+        self.dynamics.grid = tuple(self.tokenizer.grid)
+        return self
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WorldModelConfig:
+        d = dict(d)
+        sub = {"tokenizer": TokenizerConfig, "dynamics": DynamicsConfig, "train": TrainConfig}
+        for key, kind in sub.items():
+            if key in d:
+                d[key] = _build(kind, d[key])
+        return _build(cls, d)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> WorldModelConfig:
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+
+def _build(kind, d: dict):
+    """Dataclass from a dict: unknown keys are an error, lists become tuples where the field is a tuple."""
+    names = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = set(d) - set(names)
+    if unknown:
+        raise ValueError(f"{kind.__name__}: unknown keys {sorted(unknown)}; valid: {sorted(names)}")
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, list) and "tuple" in str(names[k].type):
+            v = tuple(v)
+        out[k] = v
+    return kind(**out)
+
+
+# ---------------------------------------------------------------------- presets
+def _tiny() -> WorldModelConfig:
+    # dynamics batch 8 / lr 2e-3: on 2 CPU cores the step count, not the batch, limits learning
+    return WorldModelConfig(train=TrainConfig(dynamics_batch=8, dynamics_lr=2e-3, warmup=50), preset="tiny")
+
+
+def _small() -> WorldModelConfig:
+    return WorldModelConfig(
+        tokenizer=TokenizerConfig(channels=(64, 128, 128), res_blocks=2, encoder_width=256,
+                                  codebook_size=1024, code_dim=64),
+        dynamics=DynamicsConfig(d_model=384, n_layers=8, n_heads=6, token_dim=64, context=8,
+                                train_frames=16, memory_slots=16),
+        train=TrainConfig(tokenizer_steps=20_000, tokenizer_batch=64, tokenizer_lr=1e-3,
+                          dynamics_steps=100_000, dynamics_batch=32, dynamics_lr=6e-4, warmup=1000,
+                          eval_every=2000, checkpoint_every=1000, eval_episodes=48, eval_horizon=30),
+        preset="small")
+
+
+def _base() -> WorldModelConfig:
+    return WorldModelConfig(
+        tokenizer=TokenizerConfig(height=128, width=128, channels=(64, 128, 192, 256), res_blocks=2,
+                                  encoder_width=384, encoder_blocks=3, codebook_size=1024, code_dim=64),
+        dynamics=DynamicsConfig(d_model=768, n_layers=12, n_heads=12, token_dim=64, context=8,
+                                train_frames=16, memory_slots=32),
+        train=TrainConfig(tokenizer_steps=50_000, tokenizer_batch=64, tokenizer_lr=5e-4,
+                          dynamics_steps=200_000, dynamics_batch=32, dynamics_lr=3e-4, warmup=2000,
+                          eval_every=5000, checkpoint_every=2000, eval_episodes=64, eval_horizon=30),
+        preset="base")
+
+
+def _seed163m() -> WorldModelConfig:
+    """The seed prototype's size: ≈25M tokenizer + ≈138M dynamics, 8 layers, memory bank, 256², seq 32."""
+    return WorldModelConfig(
+        tokenizer=TokenizerConfig(height=256, width=256, channels=(128, 256, 384, 512), res_blocks=2,
+                                  encoder_width=512, encoder_blocks=4, codebook_size=1024, code_dim=64),
+        dynamics=DynamicsConfig(d_model=960, n_layers=8, n_heads=12, mlp_ratio=4.375, token_dim=64,
+                                context=8, train_frames=32, memory_slots=32),
+        train=TrainConfig(tokenizer_steps=50_000, tokenizer_batch=32, tokenizer_lr=4e-4,
+                          dynamics_steps=200_000, dynamics_batch=2, dynamics_lr=2e-4, warmup=2000,
+                          eval_every=5000, checkpoint_every=2000, eval_episodes=64, eval_horizon=30),
+        preset="seed163m")
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "base": _base, "seed163m": _seed163m}
+
+
+def preset(name: str, action_space: dict | None = None, env_id: str | None = None) -> WorldModelConfig:
+    """A fresh config for a preset; ``action_space`` from :func:`space_spec` of the scene."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    cfg = PRESETS[name]()
+    if action_space is not None:
+        cfg.action_space = dict(action_space)
+    cfg.env_id = env_id
+    return cfg.sync()
+
+
+def space_spec(space) -> dict:
+    """A JSON description of a Gymnasium action space (Discrete or Box)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return {"type": "discrete", "n": int(space.n)}
+    if isinstance(space, spaces.Box):
+        return {"type": "box", "shape": [int(s) for s in space.shape],
+                "low": [float(x) for x in space.low.reshape(-1)],
+                "high": [float(x) for x in space.high.reshape(-1)]}
+    raise TypeError(f"unsupported action space {space!r}: only Discrete and Box")

@@ -1,0 +1,140 @@
+"""Dream a sequence from a checkpoint and write it as a video grid.
+
+    python -m worldmodel.generate --checkpoint runs/bb --env WorldGym/BouncingBalls-v0 --seed 3 \\
+        --horizon 30 --samples 4 --temperature 1.0 --out seq.mp4
+    python -m worldmodel.generate --checkpoint runs/bb --image start.png --horizon 30 --out seq.mp4
+
+With ``--env`` the scene is reset with ``--seed``, stepped ``--context - 1`` times with the action
+policy, and then the dream and the real scene run side by side with the same actions (first tile:
+real). With ``--image`` the picture (any size; resized to the model) is the single context frame.
+Actions: ``--policy random | noop | heuristic`` (heuristic needs --env) drawn from ``--seed``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m worldmodel.generate", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="run directory (RUN with config.json)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--env", help="start from a real scene, e.g. WorldGym/BouncingBalls-v0")
+    src.add_argument("--image", help="start from a picture (png/jpg; resized to the model)")
+    p.add_argument("--seed", type=int, default=0, help="scene reset seed, action seed and sampling seed")
+    p.add_argument("--context", type=int, default=4, help="real context frames (with --env)")
+    p.add_argument("--horizon", type=int, default=30, help="frames to generate")
+    p.add_argument("--samples", type=int, default=4, help="independent dreams from the same start")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = argmax)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest codes")
+    p.add_argument("--steps", type=int, default=None, help="MaskGIT passes per frame (default: the config's)")
+    p.add_argument("--policy", default="random", choices=["random", "noop", "heuristic"], help="actions")
+    p.add_argument("--scale", type=int, default=4, help="pixel upscaling in the video")
+    p.add_argument("--fps", type=float, default=15)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="seq.mp4", help="MP4 (or .png for a contact sheet)")
+    return p.parse_args(argv)
+
+
+def _actions(space: dict, policy: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if space["type"] == "discrete":
+        if policy == "noop":
+            return np.zeros(n, np.int64)
+        return rng.integers(space["n"], size=n)
+    shape = (n, *space["shape"])
+    if policy == "noop":
+        return np.zeros(shape, np.float32)
+    return rng.uniform(space["low"][0], space["high"][0], size=shape).astype(np.float32)
+
+
+def real_rollout(env_id: str, seed: int, steps: int, policy: str, size: tuple[int, int],
+                 actions: np.ndarray | None = None):
+    """Frames (steps+1, H, W, 3) and actions of a real episode (stops early at termination)."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from worldmodel.config import space_spec
+
+    env = gym.make(env_id, width=size[1], height=size[0])
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    frames, acts = [obs], []
+    for t in range(steps):
+        if actions is not None:
+            a = actions[t]
+        elif policy == "heuristic":
+            a = env.unwrapped.heuristic()
+        elif policy == "noop":
+            a = 0
+        else:
+            a = _actions(space_spec(env.action_space), "random", 1, rng)[0]
+        obs, _, term, trunc, _ = env.step(a)
+        frames.append(obs)
+        acts.append(a)
+        if term or trunc:
+            break
+    env.close()
+    return np.stack(frames), np.asarray(acts)
+
+
+def main(argv=None) -> Path:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    args = parse_args(argv)
+    import worldmodel
+    from envs.video import grid, upscale, write_mp4
+
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
+        "cpu" if args.device == "auto" else args.device)
+    model = worldmodel.load(args.checkpoint, device=device)
+    cfg = model.cfg
+    H, W = cfg.tokenizer.height, cfg.tokenizer.width
+    rng = np.random.default_rng(args.seed)
+    real = None
+    if args.env:
+        frames, acts = real_rollout(args.env, args.seed, args.context - 1 + args.horizon, args.policy, (H, W))
+        if len(frames) < args.context + 1:
+            raise SystemExit("the episode ended inside the context; try another --seed")
+        context, ctx_actions = frames[: args.context], acts[: args.context - 1]
+        actions = acts[args.context - 1:]
+        real = frames[args.context:]
+        horizon = min(args.horizon, len(actions))
+    else:
+        from PIL import Image
+
+        img = np.asarray(Image.open(args.image).convert("RGB"))
+        context, ctx_actions = img[None], None
+        actions = _actions(cfg.action_space, args.policy, args.horizon, rng)
+        horizon = args.horizon
+    out = model.generate(context[None], actions[None, :horizon], horizon, temperature=args.temperature,
+                         num_samples=args.samples, top_k=args.top_k, seed=args.seed,
+                         context_actions=None if ctx_actions is None else ctx_actions[None],
+                         maskgit_steps=args.steps)
+    dreams = out.frames[0].cpu().numpy()  # (S, horizon, H, W, 3)
+    tiles, labels = [], []
+    if real is not None:
+        real = model.prepare_frames(real).cpu().numpy()
+        tiles.append(real[:horizon])
+        labels.append("real")
+    for s in range(len(dreams)):
+        tiles.append(dreams[s])
+        labels.append(f"dream {s} T={args.temperature:g}")
+    k = args.scale
+    video = [grid([upscale(t[i], k) for t in tiles], labels, cols=len(tiles)) for i in range(horizon)]
+    out_path = Path(args.out)
+    if out_path.suffix.lower() == ".png":
+        from PIL import Image
+
+        Image.fromarray(np.concatenate(video[:: max(1, horizon // 8)], 0)).save(out_path)
+    else:
+        write_mp4(video, out_path, fps=args.fps)
+    print(f"wrote {out_path} ({len(tiles)} tiles × {horizon} frames)")
+    return out_path
+
+
+if __name__ == "__main__":
+    main()

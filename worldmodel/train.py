@@ -1,0 +1,517 @@
+"""Train a world model: the tokenizer, then the dynamics (``--stage`` runs one).
+
+    python -m worldmodel.train --data data/bb --preset tiny --out runs/bb --minutes 30
+    python -m worldmodel.train --data data/bb --preset tiny --out runs/bb --resume      # after kill -9
+    torchrun --nproc_per_node=2 -m worldmodel.train --data data/bb --preset small --out runs/bb2
+
+Both stages share one loop: AdamW (weight decay on matrices only), linear warm-up then cosine decay to
+10%, gradient clipping, bf16 autocast + TF32 on CUDA (fp32 on CPU), DDP when started by torchrun
+(NCCL on GPUs, gloo on CPU), tqdm progress, TensorBoard under RUN/tb/<stage>, a JSON-lines log under
+RUN/logs/<stage>.jsonl, checkpoints every ``checkpoint_every`` steps, at the end and on
+Ctrl-C/SIGTERM. Everything random (batches, masks, noise) is a function of (seed, step, sample), so
+a resumed run continues exactly where the checkpoint was taken and a batch split over N processes
+gives the loss of the same batch in one process.
+
+With ``--minutes M`` (and no ``--steps``) the loop measures its speed after a few steps and plans the
+step count (and so the learning-rate schedule) to end in time; ``--stage all`` gives the tokenizer
+``tokenizer_time_fraction`` of M.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from worldmodel import checkpoint as ckpt
+from worldmodel.config import WorldModelConfig, preset
+from worldmodel.data import EpisodeStore, sample_rows, sample_seeds
+from worldmodel.metrics import rollout_eval, summary
+from worldmodel.model import WorldModel
+from worldmodel.tokenizer import psnr, resize_frames
+
+
+@dataclass
+class Args:
+    data: str | None = None
+    """collected dataset directory (``python -m collect``)"""
+    env: str | None = None
+    """instead of --data: random-policy rollouts of this scene, made in memory"""
+    episodes: int = 200
+    """with --env: number of episodes"""
+    episode_steps: int = 100
+    """with --env: steps per episode at most"""
+    preset: str = "tiny"
+    """tiny | small | base | seed163m (ignored on --resume: the run's config.json wins)"""
+    out: str = "runs/wm"
+    """run directory"""
+    steps: int | None = None
+    """optimizer steps per stage (total, counting steps before a resume); default: the preset's"""
+    minutes: float | None = None
+    """wall-clock budget of this invocation (all stages together)"""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N"""
+    resume: bool = False
+    """continue the stages found in --out"""
+    stop_at: int | None = None
+    """checkpoint and stop when a stage reaches this step, keeping its schedule (resume later)"""
+    stage: str = "all"
+    """tokenizer | dynamics | all"""
+    seed: int | None = None
+    """overrides train.seed"""
+    set: list[str] = field(default_factory=list)
+    """config overrides, e.g. --set dynamics.d_model=64 train.dynamics_batch=8"""
+    threads: int | None = None
+    """CPU threads for torch (default: torch's choice)"""
+    progress: bool = True
+    """tqdm progress bar"""
+    eval: bool = True
+    """periodic validation (PSNR, rollouts vs copy-last, sample images)"""
+
+
+def parse_args(argv=None) -> Args:
+    p = argparse.ArgumentParser(prog="python -m worldmodel.train", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    docs = _field_docs(Args)
+    for f in dataclasses.fields(Args):
+        name = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.type in ("bool", bool):
+            p.add_argument(name, action=argparse.BooleanOptionalAction, default=default,
+                           help=docs.get(f.name))
+        elif f.name == "set":
+            p.add_argument(name, nargs="+", action="extend", default=default, metavar="KEY=VALUE",
+                           help=docs.get(f.name))
+        else:
+            kinds = {"int | None": int, "float | None": float, "int": int, "float": float}
+            kind = kinds.get(str(f.type), str)
+            p.add_argument(name, type=kind, default=default, help=docs.get(f.name))
+    ns = p.parse_args(argv)
+    args = Args(**vars(ns))
+    if (args.data is None) == (args.env is None):
+        p.error("give exactly one of --data DIR or --env ID")
+    if args.stage not in ("tokenizer", "dynamics", "all"):
+        p.error("--stage must be tokenizer, dynamics or all")
+    return args
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """The docstring under each dataclass field (CleanRL style), read from the source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    docs, body = {}, tree.body[0].body
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            docs[a.target.id] = str(b.value.value)
+    return docs
+
+
+def apply_overrides(cfg: WorldModelConfig, pairs: list[str]) -> WorldModelConfig:
+    d = cfg.to_dict()
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        node = d
+        *path, last = key.split(".")
+        for k in path:
+            node = node[k]
+        if last not in node:
+            raise ValueError(f"--set {key}: no such config field")
+        try:
+            node[last] = json.loads(value)
+        except ValueError:
+            node[last] = value
+    return WorldModelConfig.from_dict(d).sync()
+
+
+# ---------------------------------------------------------------------- distributed
+@dataclass
+class Ctx:
+    args: Args
+    cfg: WorldModelConfig
+    run: Path
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_arg == "auto":
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_arg)
+    if device.type == "cuda":
+        device = torch.device("cuda", local if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def _mean_across(values: list[float], ctx: Ctx) -> list[float]:
+    if ctx.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return (t / ctx.world).tolist()
+
+
+def _any_across(flag: bool, ctx: Ctx) -> bool:
+    if ctx.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _barrier(ctx: Ctx) -> None:
+    if ctx.world > 1:
+        dist.barrier()
+
+
+class LossModule(nn.Module):
+    """Wraps a model so that DDP's forward is the model's ``compute_loss``."""
+
+    def __init__(self, model: nn.Module, extra: dict | None = None):
+        super().__init__()
+        self.model = model
+        self.extra = dict(extra or {})  # a plain dict: not submodules (not trained, saved or synced)
+
+    def forward(self, *args, **kwargs):
+        return self.model.compute_loss(*args, **kwargs, **self.extra)
+
+
+def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+    other = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+
+
+def lr_at(step: int, planned: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, planned - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# ---------------------------------------------------------------------- the shared loop
+class _Stop:
+    requested = False
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    _Stop.requested = True
+
+
+def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak_lr: float,
+                default_steps: int, deadline: float | None, loss_extra: dict | None = None) -> dict:
+    """Runs one stage to its planned step count, the deadline or a stop signal. Returns its train state."""
+    tc, args = ctx.cfg.train, ctx.args
+    opt = make_optimizer(module, peak_lr, tc.weight_decay)
+    state = {"stage": stage, "step": 0, "planned_steps": args.steps or default_steps, "seed": tc.seed,
+             "elapsed_s": 0.0, "done": False, "calibrated": args.steps is not None or args.minutes is None}
+    if ckpt.has_stage(ctx.run, stage):
+        if not args.resume:
+            raise SystemExit(f"{ctx.run / stage} exists: pass --resume to continue it, "
+                             "or choose another --out")
+        state.update(ckpt.load_stage(ctx.run, stage, module, opt))
+        state["interrupted"] = False
+        if args.steps is not None and args.steps != state["planned_steps"]:
+            state.update(planned_steps=args.steps, done=False, calibrated=True)
+        if ctx.main:
+            print(f"[{stage}] resumed at step {state['step']} of {state['planned_steps']}", flush=True)
+    if state["step"] >= state["planned_steps"]:
+        state["done"] = True
+        return state
+    module.train()
+    wrapped: nn.Module = LossModule(module, loss_extra)
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+                      broadcast_buffers=False)
+    cuda = ctx.device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    writer, log = None, None
+    if ctx.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        purge = state["step"] + 1 if state["step"] else None
+        writer = SummaryWriter(str(ctx.run / "tb" / stage), purge_step=purge)
+        log = _open_log(ctx.run / "logs" / f"{stage}.jsonl", state["step"])
+    bar = None
+    if ctx.main and args.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=state["planned_steps"], initial=state["step"], desc=stage, dynamic_ncols=True)
+    t_start, step0 = time.time(), state["step"]
+    elapsed0 = state["elapsed_s"]
+    last_ckpt = state["step"]
+
+    def save():
+        state["elapsed_s"] = elapsed0 + time.time() - t_start
+        if ctx.main:
+            ckpt.save_stage(ctx.run, stage, module, ctx.cfg, opt, state)
+        _barrier(ctx)
+
+    try:
+        while state["step"] < state["planned_steps"]:
+            step = state["step"]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, state["planned_steps"], peak_lr, tc.warmup)
+            batch = batch_fn(step)
+            with autocast:
+                out = wrapped(**batch)
+            out.loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(module.parameters(), tc.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            state["step"] = step = step + 1
+            values = {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
+            scalars = {k: float(v.detach()) for k, v in values.items() if torch.is_tensor(v) and v.dim() == 0}
+            scalars["grad_norm"] = float(gnorm)
+            names = sorted(scalars)
+            scalars = dict(zip(names, _mean_across([scalars[k] for k in names], ctx)))
+            if ctx.main:
+                log.write(json.dumps({"step": step, **scalars}) + "\n")
+                log.flush()
+                if step % tc.log_every == 0 or step == 1:
+                    for k, v in scalars.items():
+                        writer.add_scalar(f"{stage}/{k}", v, step)
+                    writer.add_scalar(f"{stage}/lr", opt.param_groups[0]["lr"], step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{scalars[k]:.4g}" for k in list(scalars)[:4]}, refresh=False)
+            if not state["calibrated"] and step - step0 == 10 and deadline is not None:
+                per_step = (time.time() - t_start) / 10
+                plan = min(default_steps, step + int(max(0.0, deadline - time.time()) / per_step))
+                plan = int(_mean_across([float(plan)], ctx)[0])
+                state.update(planned_steps=max(plan, step), calibrated=True)
+                if bar is not None:
+                    bar.total = state["planned_steps"]
+            if ctx.main and eval_fn is not None and args.eval and step % tc.eval_every == 0:
+                module.eval()
+                eval_fn(step, writer)
+                module.train()
+            if step % tc.eval_every == 0:
+                _barrier(ctx)
+            if step - last_ckpt >= tc.checkpoint_every:
+                save()
+                last_ckpt = step
+            out_of_time = deadline is not None and time.time() > deadline
+            stop_at = args.stop_at is not None and step >= args.stop_at
+            if _any_across(out_of_time or stop_at or _Stop.requested, ctx):
+                state["interrupted"] = bool(stop_at or _Stop.requested)
+                break
+    except KeyboardInterrupt:
+        _Stop.requested = state["interrupted"] = True
+    state["done"] = state["step"] >= state["planned_steps"]
+    save()
+    if ctx.main and eval_fn is not None and args.eval and state["done"] and state["step"] % tc.eval_every:
+        module.eval()
+        eval_fn(state["step"], writer)
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+        log.close()
+    module.eval()
+    if state.get("interrupted") and ctx.main:
+        print(f"[{stage}] stopped at step {state['step']} of {state['planned_steps']}; "
+              "continue with --resume", flush=True)
+    return state
+
+
+def add_gif(writer, tag: str, frames: np.ndarray, step: int, fps: int = 8) -> None:
+    """An animated GIF (T, H, W, 3) uint8 as a TensorBoard image summary (what ``add_video`` writes,
+    without its moviepy dependency)."""
+    import io
+
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    frames = [Image.fromarray(f) for f in np.asarray(frames, np.uint8)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps),
+                   loop=0)
+    h, w = frames[0].height, frames[0].width
+    image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+def _open_log(path: Path, step: int):
+    """The stage's JSON-lines log, truncated to the lines up to ``step`` (after a resume)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                if json.loads(line)["step"] <= step:
+                    keep.append(line)
+    path.write_text("".join(line + "\n" for line in keep))
+    return open(path, "a")
+
+
+# ---------------------------------------------------------------------- stages
+def _local(n_global: int, ctx: Ctx) -> slice:
+    if n_global % ctx.world:
+        raise SystemExit(f"the global batch {n_global} is not divisible by {ctx.world} processes")
+    b = n_global // ctx.world
+    return slice(ctx.rank * b, (ctx.rank + 1) * b)
+
+
+def run_tokenizer(ctx: Ctx, model: WorldModel, train: EpisodeStore, val: EpisodeStore, deadline) -> dict:
+    tc, tk = ctx.cfg.train, ctx.cfg.tokenizer
+    index = train.frame_index()
+    part = _local(tc.tokenizer_batch, ctx)
+
+    def batch_fn(step):
+        rows = sample_rows(index, tc.tokenizer_batch, tc.seed, "tokenizer", step)[part]
+        frames = resize_frames(train.frames_at(rows), tk.height, tk.width)
+        return {"frames": frames.to(ctx.device, non_blocking=True)}
+
+    held = val if len(val) else train
+    vrows = sample_rows(held.frame_index(), 256, tc.seed + 1, "tokenizer", 0)
+
+    def eval_fn(step, writer):
+        frames = resize_frames(held.frames_at(vrows), tk.height, tk.width).to(ctx.device)
+        with torch.no_grad():
+            idx = torch.cat([model.tokenizer.encode(frames[i:i + 64]) for i in range(0, len(frames), 64)])
+            recon = torch.cat([model.tokenizer.decode(idx[i:i + 64]) for i in range(0, len(idx), 64)])
+        p = float(psnr(recon, frames))
+        used = idx.unique().numel() / tk.codebook_size
+        writer.add_scalar("tokenizer/val_psnr", p, step)
+        writer.add_scalar("tokenizer/val_codes_used", used, step)
+        strip = torch.cat([torch.cat(list(frames[:8]), 1), torch.cat(list(recon[:8]), 1)], 0)  # (2H, 8W, 3)
+        writer.add_image("tokenizer/real_vs_recon", strip.cpu().numpy(), step, dataformats="HWC")
+        print(f"\n[tokenizer] step {step}: val PSNR {p:.2f} dB, {used:.0%} of codes used on 256 val frames",
+              flush=True)
+
+    return train_stage(ctx, "tokenizer", model.tokenizer, batch_fn, eval_fn, tc.tokenizer_lr,
+                       tc.tokenizer_steps, deadline)
+
+
+def run_dynamics(ctx: Ctx, model: WorldModel, train: EpisodeStore, val: EpisodeStore, deadline) -> dict:
+    tc, dc = ctx.cfg.train, ctx.cfg.dynamics
+    if not ckpt.has_stage(ctx.run, "tokenizer"):
+        raise SystemExit(f"{ctx.run}: train the tokenizer first (--stage tokenizer)")
+    ckpt.load_stage(ctx.run, "tokenizer", model.tokenizer)
+    model.tokenizer.eval().requires_grad_(False)
+    if not ckpt.has_stage(ctx.run, "dynamics"):
+        torch.manual_seed(tc.seed + 1)
+        model.dynamics.init_embeddings_from_codebook(model.tokenizer.quantizer.codebook)
+    train.tokenize(model.tokenizer, ctx.device, progress=ctx.main and ctx.args.progress,
+                   cache=ctx.run / "cache" if ctx.main and ctx.world == 1 else None)
+    T = dc.train_frames
+    index = train.window_index(T)
+    part = _local(tc.dynamics_batch, ctx)
+
+    def batch_fn(step):
+        rows = sample_rows(index, tc.dynamics_batch, tc.seed, "dynamics", step)[part]
+        b = train.windows_at(rows, T)
+        b["seeds"] = sample_seeds(tc.dynamics_batch, tc.seed, step)[part]
+        return {k: v.to(ctx.device, non_blocking=True) for k, v in b.items()}
+
+    def eval_fn(step, writer):
+        if not len(val):
+            return
+        res = rollout_eval(model, val, episodes=tc.eval_episodes, context=min(4, dc.context),
+                           horizon=tc.eval_horizon, seed=tc.seed)
+        for key, vals in res.items():
+            if "/" not in key:
+                continue
+            for t in (1, 4, 8, 16, 30):
+                if t <= len(vals):
+                    writer.add_scalar(f"rollout_{key}/t{t}", float(vals[t - 1]), step)
+        fr = res["frames"]
+        rows = [fr["real"][:4], fr["model"][:4, 0], fr["copy"][:4, 0]]  # each (4, horizon, H, W, 3)
+        strip = np.concatenate([np.concatenate(list(np.concatenate(list(r), 1)), 1)[None] for r in rows], 0)
+        writer.add_image("dynamics/real_dream_copy", np.concatenate(list(strip), 0), step, dataformats="HWC")
+        video = np.concatenate([fr["real"][:4], fr["model"][:4, 0]], 2)  # (4, horizon, H, 2W, 3)
+        grid = np.concatenate(list(video), 1)  # (horizon, 4H, 2W, 3)
+        add_gif(writer, "dynamics/real_left_dream_right", grid, step)
+        print(f"\n[dynamics] step {step}: held-out rollouts ({res['episodes']} episodes)\n{summary(res)}",
+              flush=True)
+
+    return train_stage(ctx, "dynamics", model.dynamics, batch_fn, eval_fn, tc.dynamics_lr,
+                       tc.dynamics_steps, deadline, {"pixel_decoder": model.tokenizer})
+
+
+# ---------------------------------------------------------------------- entry point
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank, world, device = setup_distributed(args.device)
+    run = Path(args.out)
+    if args.resume and (run / "config.json").exists():
+        cfg = ckpt.load_config(run)
+    else:
+        cfg = None
+    if args.data is not None:
+        train, val = EpisodeStore.from_dataset(args.data, val_fraction=0.1, seed=0)
+    else:
+        train, val = EpisodeStore.from_env(args.env, args.episodes, args.episode_steps, seed=0)
+    if cfg is None:
+        cfg = preset(args.preset, train.action_space, train.env_id)
+        cfg = apply_overrides(cfg, args.set)
+        if args.seed is not None:
+            cfg.train.seed = args.seed
+    elif args.set:
+        cfg = apply_overrides(cfg, args.set)
+    ctx = Ctx(args, cfg, run, device, rank, world)
+    if ctx.main:
+        run.mkdir(parents=True, exist_ok=True)
+        if not (run / "config.json").exists():
+            cfg.to_json(run / "config.json")
+    torch.manual_seed(cfg.train.seed)
+    model = WorldModel(cfg).to(device)
+    if ctx.main:
+        counts = model.num_parameters()
+        print(f"world model '{cfg.preset}': tokenizer {counts['tokenizer'] / 1e6:.2f}M, dynamics "
+              f"{counts['dynamics'] / 1e6:.2f}M parameters; {len(train)} train / {len(val)} val episodes "
+              f"({train.num_frames} frames); device {device}, {world} process(es)", flush=True)
+    signal.signal(signal.SIGTERM, _on_signal)
+    t0 = time.time()
+    deadline = None if args.minutes is None else t0 + 60 * args.minutes
+    states = {}
+    if args.stage in ("tokenizer", "all"):
+        tok_deadline = deadline
+        if deadline is not None and args.stage == "all":
+            tok_deadline = t0 + 60 * args.minutes * cfg.train.tokenizer_time_fraction
+        states["tokenizer"] = run_tokenizer(ctx, model, train, val, tok_deadline)
+    if args.stage in ("dynamics", "all") and not states.get("tokenizer", {}).get("interrupted"):
+        states["dynamics"] = run_dynamics(ctx, model, train, val, deadline)
+    if ctx.main:
+        print(json.dumps({k: {"step": v["step"], "planned_steps": v["planned_steps"], "done": v["done"]}
+                          for k, v in states.items()}), flush=True)
+    if world > 1:
+        dist.destroy_process_group()
+    if _Stop.requested:
+        raise SystemExit(1)
+    return states
+
+
+if __name__ == "__main__":
+    main()
