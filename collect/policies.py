@@ -8,8 +8,10 @@
 =================  =============================================================================
 
 Every policy draws its randomness from ``reset(seed)`` only, and the collector derives that seed from
-(dataset seed, episode index), so an episode's actions are regenerable exactly. Loading an SB3 zip
-unpickles parts of it (SB3's own format): only load models you trust.
+(dataset seed, episode index), so an episode's actions are regenerable exactly. An SB3 zip is
+loaded without unpickling anything: the fields SB3 stores with cloudpickle (classes, spaces,
+schedules) are rebuilt from their plain JSON descriptions and passed as ``custom_objects``; the
+weights are read by SB3 with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ class SB3Policy(Policy):
             raise ValueError(f"policy 'sb3:{path}': no such file")
         self.spec = f"sb3:{path}"
         self.sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
-        self.model = _sb3_class(p).load(str(p), device="cpu")
+        cls, data = _sb3_class(p)
+        self.model = cls.load(str(p), device="cpu", custom_objects=_without_pickle(data, path))
         self.discrete = hasattr(env.action_space, "n")
 
     def __call__(self, obs):
@@ -113,8 +116,55 @@ def _sb3_class(path: Path):
         raise ValueError(f"policy 'sb3:{path}': not a Stable-Baselines3 model zip ({e})") from None
     for name in ("dqn", "sac", "td3", "ddpg", "a2c"):
         if f".{name}." in module:
-            return getattr(sb3, name.upper())
-    return sb3.PPO  # ActorCriticPolicy (PPO and A2C share it; predict is the same)
+            return getattr(sb3, name.upper()), data
+    return sb3.PPO, data  # ActorCriticPolicy (PPO and A2C share it; predict is the same)
+
+
+def _without_pickle(data: dict, path: str) -> dict:
+    """``custom_objects`` for every cloudpickled field of an SB3 ``data`` JSON, rebuilt from the
+    plain fields SB3 writes beside the pickle; an unknown pickled field is refused, never loaded."""
+    import importlib
+    import re
+
+    import gymnasium as gym
+
+    out = {}
+    for key, value in data.items():
+        if not (isinstance(value, dict) and ":serialized:" in value):
+            continue
+        kind = value.get(":type:", "")
+        if "__module__" in value and str(value["__module__"]).startswith("stable_baselines3."):
+            name = re.search(r"<function (\w+)\.__init__", str(value.get("__init__", "")))
+            if name:
+                out[key] = getattr(importlib.import_module(value["__module__"]), name.group(1))
+                continue
+        if "spaces.box.Box" in kind:
+            dtype = np.dtype(value["dtype"])
+            lo, hi = (0, 255) if dtype == np.uint8 else (-np.inf, np.inf)
+            lo = float(value["low_repr"]) if value.get("low_repr") not in (None, "") else lo
+            hi = float(value["high_repr"]) if value.get("high_repr") not in (None, "") else hi
+            out[key] = gym.spaces.Box(lo, hi, tuple(value["_shape"]), dtype)
+            continue
+        if "spaces.discrete.Discrete" in kind:
+            out[key] = gym.spaces.Discrete(int(value["n"]), start=int(value.get("start", 0)))
+            continue
+        if "Schedule" in kind:
+            val = re.search(r"val=([-+0-9.eE]+)", str(value.get("value_schedule", "")))
+            out[key] = _Constant(float(val.group(1)) if val else 0.0)
+            continue
+        raise ValueError(f"policy 'sb3:{path}': field {key!r} ({kind}) is stored as a pickle; "
+                         "refusing to unpickle it")
+    return out
+
+
+class _Constant:
+    """A constant schedule (SB3 calls schedules with the remaining progress)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __call__(self, _progress: float) -> float:
+        return self.value
 
 
 def make_policy(spec: str, env) -> Policy:

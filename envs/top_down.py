@@ -36,7 +36,8 @@ once for the diagonals.
 `info["state"]` (see `envs.base`): one row per box (kind `box`) and one for the puck (kind `agent`,
 `controlled=True`), in the frame's pixel coordinates. `info["contacts"]`: pairs of ids that began
 touching this step, `-1` standing for walls and obstacles. `info["targets"]`: a tuple of the n target
-centres `(x, y)` in pixels (a tuple, not an array, so vector envs keep it per sub-environment); `info["boxes_on_targets"]`: how many targets are covered.
+centres `(x, y)` in pixels (a tuple, not an array, so vector envs keep it per sub-environment);
+`info["boxes_on_targets"]`: how many targets are covered.
 
 ## Rewards
 

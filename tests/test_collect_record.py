@@ -99,11 +99,19 @@ def test_policies_and_unknown_policy_error():
     assert len(POLICIES) == 4
 
 
-def test_sb3_policy_loads_a_saved_model(tmp_path):
+def test_sb3_policy_loads_a_saved_model_without_unpickling(tmp_path, monkeypatch):
     sb3 = pytest.importorskip("stable_baselines3")
+    import cloudpickle
+
     env = make_env(ENV, 64, 64, 20)
     path = tmp_path / "ppo.zip"
     sb3.PPO("MlpPolicy", env, n_steps=8, batch_size=8, device="cpu").save(path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an SB3 model was unpickled")
+
+    monkeypatch.setattr(cloudpickle, "loads", refuse)
+    monkeypatch.setattr("pickle.loads", refuse)
     p = make_policy(f"sb3:{path}", env)
     assert p.identity()["policy_sha256"]
     obs, _ = env.reset(seed=0)
