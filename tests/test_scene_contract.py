@@ -181,18 +181,18 @@ def test_state_schema_and_fresh_arrays(env_id):
 
 @pytest.mark.parametrize("env_id", SCENES)
 def test_ids_are_stable_and_objects_keep_their_colour(env_id):
+    """An id keeps its kind for the whole episode, and its colour too (particles colour by age)."""
     env = make(env_id)
     _, _, infos = rollout(env, 4, 80, policy="heuristic")
-    colour_of = {}
+    kinds, colours = {}, {}
     for info in infos:
         st = info["state"]
-        for i, c in zip(st["id"].tolist(), st["color"].tolist()):
-            colour_of.setdefault(i, set()).add(tuple(c))
-    # a colour may change only for scenes that colour by age (particles); ids never repeat kinds
-    kinds = {}
-    for info in infos:
-        for i, k in zip(info["state"]["id"].tolist(), info["state"]["kind"].tolist()):
+        for i, k, c in zip(st["id"].tolist(), st["kind"].tolist(), st["color"].tolist()):
             assert kinds.setdefault(i, k) == k
+            colours.setdefault(i, set()).add(tuple(c))
+    by_age = envs.KIND_INDEX["particle"]
+    changed = [i for i, cs in colours.items() if len(cs) > 1 and kinds[i] != by_age]
+    assert not changed, f"objects {changed} changed colour"
 
 
 @pytest.mark.parametrize("env_id", SCENES)
