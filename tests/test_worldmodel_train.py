@@ -63,6 +63,29 @@ def test_loss_decreases_on_a_small_dataset(tmp_path):
     ctx, acts = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8), torch.zeros(1, 3, dtype=torch.long)
     out = model.generate(ctx, acts, 3)
     assert out.frames.shape == (1, 1, 3, 32, 32, 3)
+    _check_export(run, tmp_path / "shipped", model)
+
+
+def _check_export(run, shipped, model):
+    """The exported checkpoint: half the bytes, loads with worldmodel.load, same weights to fp16
+    precision, a model card citing the training command; refuses to overwrite."""
+    import worldmodel
+    from worldmodel import export
+
+    export.main([str(run), "--out", str(shipped)])
+    assert (shipped / "MODEL_CARD.md").read_text().count("python -m worldmodel.train") == 1
+    assert not list(shipped.rglob("optimizer.safetensors"))
+    small = worldmodel.load(shipped)
+    for (k, a), (_, b) in zip(model.state_dict().items(), small.state_dict().items()):
+        assert b.dtype == a.dtype, k
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a, atol=2e-3, rtol=2e-3)
+        else:
+            assert torch.equal(a, b), k
+    size = lambda d: sum(f.stat().st_size for f in Path(d).rglob("model.safetensors"))  # noqa: E731
+    assert size(shipped) < 0.6 * size(run)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export.export(run, shipped)
 
 
 def test_resume_continues_the_step_count_bit_exactly(tmp_path):

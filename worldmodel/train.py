@@ -12,7 +12,7 @@ Ctrl-C/SIGTERM. Everything random (batches, masks, noise) is a function of (seed
 a resumed run continues exactly where the checkpoint was taken and a batch split over N processes
 gives the loss of the same batch in one process.
 
-With ``--minutes M`` (and no ``--steps``) the loop measures its speed after a few steps and plans the
+With ``--minutes M`` (and no ``--steps``) the loop measures its speed over steps 5–15 and plans the
 step count (and so the learning-rate schedule) to end in time; ``--stage all`` gives the tokenizer
 ``tokenizer_time_fraction`` of M.
 """
@@ -266,6 +266,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
 
         bar = tqdm(total=state["planned_steps"], initial=state["step"], desc=stage, dynamic_ncols=True)
     t_start, step0 = time.time(), state["step"]
+    t_warm = t_start
     elapsed0 = state["elapsed_s"]
     last_ckpt = state["step"]
 
@@ -303,8 +304,10 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({k: f"{scalars[k]:.4g}" for k in list(scalars)[:4]}, refresh=False)
-            if not state["calibrated"] and step - step0 == 10 and deadline is not None:
-                per_step = (time.time() - t_start) / 10
+            if step - step0 == 5:
+                t_warm = time.time()  # the first steps pay for CUDA/cuDNN warm-up: not a speed sample
+            if not state["calibrated"] and step - step0 == 15 and deadline is not None:
+                per_step = (time.time() - t_warm) / 10
                 plan = min(default_steps, step + int(max(0.0, deadline - time.time()) / per_step))
                 plan = int(_mean_across([float(plan)], ctx)[0])
                 state.update(planned_steps=max(plan, step), calibrated=True)
@@ -358,6 +361,18 @@ def add_gif(writer, tag: str, frames: np.ndarray, step: int, fps: int = 8) -> No
     h, w = frames[0].height, frames[0].width
     image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=buf.getvalue())
     writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+def _record_command(run: Path, argv) -> None:
+    """Appends this invocation to RUN/commands.jsonl (the model card cites how a run was made)."""
+    import shlex
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": "python -m worldmodel.train " + " ".join(shlex.quote(str(a)) for a in args)}
+    with open(run / "commands.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def _open_log(path: Path, step: int):
@@ -485,6 +500,7 @@ def main(argv=None) -> dict:
         run.mkdir(parents=True, exist_ok=True)
         if not (run / "config.json").exists():
             cfg.to_json(run / "config.json")
+        _record_command(run, argv)
     torch.manual_seed(cfg.train.seed)
     model = WorldModel(cfg).to(device)
     if ctx.main:

@@ -1,0 +1,120 @@
+"""Export a trained run as a small, shippable checkpoint with a model card.
+
+    python -m worldmodel.export runs/bb --out checkpoints/bouncing_balls \
+        --eval reports/bb/report.json --dtype float16
+
+The result is a run directory that ``worldmodel.load`` opens like any other (config.json, tokenizer/,
+dynamics/), without optimizer state, with floating-point weights stored as float16 (half the bytes;
+``load_state_dict`` casts them back to the model's float32), plus ``MODEL_CARD.md``: the scene, the
+preset and parameter counts, how long it trained and with which commands (``RUN/commands.jsonl``,
+written by ``worldmodel.train``), and the metrics of an evaluation report (``python -m evaluate …
+--predictor checkpoint:RUN``) copied from its ``report.json`` — the card's numbers are read, never typed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from worldmodel.checkpoint import STAGES, load_config
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "pos_err", "coherence",
+                "delta_psnr@8", "div_ratio")
+
+
+def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report: str | Path | None = None,
+           overwrite: bool = False) -> Path:
+    run, out = Path(run), Path(out)
+    cfg = load_config(run)
+    for stage in STAGES:
+        if not (run / stage / "model.safetensors").exists():
+            raise FileNotFoundError(f"{run}: no {stage} checkpoint (train it first)")
+    if out.exists():
+        if not overwrite:
+            raise FileExistsError(f"{out} exists: pass --overwrite to replace it")
+        shutil.rmtree(out)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    states = {}
+    for stage in STAGES:
+        (tmp / stage).mkdir()
+        weights = load_file(str(run / stage / "model.safetensors"))
+        cast = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
+        save_file(cast, str(tmp / stage / "model.safetensors"), metadata={"stage": stage, "dtype": dtype})
+        shutil.copy(run / stage / "config.json", tmp / stage / "config.json")
+        shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
+        states[stage] = json.loads((run / stage / "train_state.json").read_text())
+    cfg.to_json(tmp / "config.json")
+    report = json.loads(Path(eval_report).read_text()) if eval_report else None
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, report, dtype, eval_report))
+    tmp.rename(out)
+    return out
+
+
+def _commands(run: Path) -> list[str]:
+    path = run / "commands.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["command"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def model_card(run: Path, cfg, states: dict, report: dict | None, dtype: str, report_path) -> str:
+    from worldmodel.model import WorldModel
+
+    counts = WorldModel(cfg).num_parameters()
+    lines = [f"# {cfg.env_id or 'world model'} — `{cfg.preset}` preset", "",
+             f"VQ-VAE tokenizer ({counts['tokenizer'] / 1e6:.2f}M parameters, {cfg.tokenizer.codebook_size} "
+             f"codes, {cfg.tokenizer.grid[0]}×{cfg.tokenizer.grid[1]} tokens per "
+             f"{cfg.tokenizer.height}×{cfg.tokenizer.width} frame) + memory-bank MaskGIT dynamics "
+             f"({counts['dynamics'] / 1e6:.2f}M parameters, {cfg.dynamics.context} context frames, "
+             f"{cfg.dynamics.memory_slots} memory slots, {cfg.dynamics.maskgit_steps} passes per frame). "
+             f"Weights stored as {dtype}.", "", "## Training", ""]
+    for stage, st in states.items():
+        lines.append(f"- {stage}: {st.get('step')} steps in {st.get('elapsed_s', 0) / 60:.1f} min "
+                     f"(seed {st.get('seed')})")
+    cmds = _commands(run)
+    if cmds:
+        lines += ["", "Made with (in order):", "", "```bash", *cmds,
+                  f"python -m worldmodel.export {run} --out <this directory> --dtype {dtype}"
+                  + (f" --eval {report_path}" if report_path else ""), "```"]
+    if report:
+        lines += ["", "## Measured", "", f"`{report.get('command', '')}`", ""]
+        for env_id, scene in report["scenes"].items():
+            lines += [f"{env_id}:", "", "| predictor | " + " | ".join(CARD_METRICS) + " |",
+                      "|---" * (len(CARD_METRICS) + 1) + "|"]
+            for row in scene["rows"]:
+                cells = " | ".join(_fmt(row["summary"].get(k)) for k in CARD_METRICS)
+                lines.append(f"| {row['predictor']} | {cells} |")
+            lines.append("")
+    lines += ["", "## Use", "", "```python", "import worldmodel",
+              f"model = worldmodel.load(\"{Path('checkpoints') / run.name}\")  # or this directory's path",
+              "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> Path:
+    p = argparse.ArgumentParser(prog="python -m worldmodel.export", description=__doc__.split("\n")[0])
+    p.add_argument("run", help="a trained run directory (both stages)")
+    p.add_argument("--out", required=True, help="directory to create")
+    p.add_argument("--dtype", default="float16", choices=sorted(DTYPES), help="storage type of the weights")
+    p.add_argument("--eval", default=None, help="an evaluate report.json to copy the metrics from")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 2**20:.2f} MB)")
+    return out
+
+
+if __name__ == "__main__":
+    main()
