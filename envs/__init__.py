@@ -32,4 +32,8 @@ for _name, (_entry, _max_steps) in _SCENES.items():
         gym.register(id=_id, entry_point=_entry, max_episode_steps=_max_steps)
     SCENE_IDS.append(_id)
 
+# A world model's dream of a scene (worldmodel/dream_env.py; torch is imported only by gym.make).
+if "WorldGym/Dream-v0" not in gym.registry:
+    gym.register(id="WorldGym/Dream-v0", entry_point="worldmodel.dream_env:DreamEnv")
+
 __all__ = ["SCENE_IDS", "KINDS", "KIND_INDEX"]

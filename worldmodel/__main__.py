@@ -1,7 +1,7 @@
 """``python -m worldmodel COMMAND …``: the same as ``python -m worldmodel.COMMAND …``."""
 import sys
 
-COMMANDS = ("train", "generate", "bench", "metrics")
+COMMANDS = ("train", "generate", "bench", "metrics", "export", "dream", "soak")
 
 
 def main() -> None:

@@ -525,7 +525,8 @@ class Dynamics(nn.Module):
             # sample only the codes still masked: (M, V) rows instead of (B·h·w, V)
             sampled = torch.full_like(tokens, self.V)
             conf = torch.full(tokens.shape, float("inf"), device=dev)
-            s_idx, s_conf = _sample(logits[masked].float(), temperature, top_k, generator)  # (M,) each
+            split = masked.flatten(1).sum(1).tolist() if isinstance(generator, list) else None
+            s_idx, s_conf = _sample(logits[masked].float(), temperature, top_k, generator, split)  # (M,) each
             sampled[masked], conf[masked] = s_idx, s_conf
             tokens = torch.where(masked, sampled, tokens)
             remain = int(math.floor(n * math.cos(math.pi / 2 * s / steps)))  # codes left masked
@@ -540,13 +541,22 @@ class Dynamics(nn.Module):
         return tokens, symexp(reward.float()), torch.sigmoid(term.float())
 
 
-def _gumbel(shape, generator, device) -> torch.Tensor:
-    u = torch.rand(shape, generator=generator, device=generator.device if generator else device)
+def _gumbel(shape, generator, device, split: list[int] | None = None) -> torch.Tensor:
+    """Gumbel noise. ``generator``: None, one torch.Generator, or a list with one per batch row. With a
+    list, row b's noise is drawn from generator[b] alone (``split[b]`` leading entries; default one
+    each), so a rollout samples the same numbers whatever batch it runs in (the dream vector env)."""
+    if isinstance(generator, list):
+        split = [1] * len(generator) if split is None else split
+        u = torch.cat([torch.rand((int(n), *shape[1:]), generator=g, device=g.device).to(device)
+                       for g, n in zip(generator, split)])
+    else:
+        u = torch.rand(shape, generator=generator, device=generator.device if generator else device)
     return -torch.log(-torch.log(u.to(device).clamp(1e-10, 1 - 1e-10)))
 
 
-def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator):
-    """logits (..., V) -> (sampled code, its log-probability), temperature 0 = argmax."""
+def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator, split=None):
+    """logits (..., V) -> (sampled code, its log-probability), temperature 0 = argmax.
+    ``generator``/``split``: see :func:`_gumbel` (rows of ``logits`` grouped by batch row)."""
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -555,5 +565,5 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generat
         conf, idx = logp.max(-1)
         return idx, conf
     logp = (logits / temperature).log_softmax(-1)
-    idx = (logp + _gumbel(logp.shape, generator, logp.device)).argmax(-1)
+    idx = (logp + _gumbel(logp.shape, generator, logp.device, split)).argmax(-1)
     return idx, logp.gather(-1, idx[..., None])[..., 0]

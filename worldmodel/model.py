@@ -33,7 +33,7 @@ class GenerateOutput:
 @dataclass
 class DreamState:
     dynamics: DynamicsState
-    generator: torch.Generator | None
+    generator: torch.Generator | list[torch.Generator] | None  # a list: one per row (dream vector env)
     temperature: float
     top_k: int | None
     steps: int | None

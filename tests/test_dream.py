@@ -1,0 +1,305 @@
+"""The dream environment: ``WorldGym/Dream-v0`` (DreamEnv), DreamVectorEnv, the SB3 adapter, the play
+CLI and the soak benchmark, on a micro world model saved as a real run directory (untrained weights:
+these tests check the environment machinery, not what the model has learned)."""
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from worldmodel.checkpoint import save_stage
+from worldmodel.config import DynamicsConfig, TokenizerConfig, WorldModelConfig, space_spec
+from worldmodel.dream_env import DreamEnv
+from worldmodel.dream_vector import DreamVectorEnv, to_sb3
+from worldmodel.model import WorldModel
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENE = "WorldGym/BouncingBalls-v0"
+K = 3  # the micro model's attention window (frames)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _save_run(run: Path, continuous: bool = False) -> Path:
+    real = gym.make(SCENE, continuous=continuous)
+    cfg = WorldModelConfig(
+        tokenizer=TokenizerConfig(height=64, width=64, channels=(8, 16, 16), codebook_size=64, code_dim=16),
+        dynamics=DynamicsConfig(d_model=32, n_layers=2, n_heads=2, token_dim=16, context=K, train_frames=5,
+                                memory_slots=4, maskgit_steps=2),
+        action_space=space_spec(real.action_space), env_id=SCENE).sync()
+    torch.manual_seed(0)
+    model = WorldModel(cfg)
+    save_stage(run, "tokenizer", model.tokenizer, cfg, train_state={"step": 0})
+    save_stage(run, "dynamics", model.dynamics, cfg, train_state={"step": 0})
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return _save_run(tmp_path_factory.mktemp("dream") / "run")
+
+
+def _rollout(env, seed, actions, reset_on_end=True):
+    obs, _ = env.reset(seed=seed)
+    frames, rewards, ends = [obs], [], []
+    for a in actions:
+        obs, r, term, trunc, _ = env.step(a)
+        frames.append(obs)
+        rewards.append(r)
+        ends.append((term, trunc))
+        if reset_on_end and (term or trunc):
+            obs, _ = env.reset()
+            frames.append(obs)
+    return np.stack(frames), np.asarray(rewards), ends
+
+
+# ---------------------------------------------------------------------- registration and spaces
+def test_import_envs_registers_the_dream_without_importing_torch():
+    code = ("import sys, gymnasium as gym, envs; assert 'WorldGym/Dream-v0' in gym.registry; "
+            "assert 'WorldGym/Dream-v0' not in envs.SCENE_IDS; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_gym_make_spaces_equal_the_real_scene(run):
+    env = gym.make("WorldGym/Dream-v0", checkpoint=str(run), temperature=1.0, context=4, horizon=200,
+                   device="auto")
+    real = gym.make(SCENE, width=64, height=64)
+    assert env.observation_space == real.observation_space
+    assert env.action_space == real.action_space
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    assert info["start"] == "real" and info["scene_seed"] == 0 and info["context"] == 4
+    np.testing.assert_array_equal(obs, _real_frames(0, env.unwrapped)[-1])  # the real context's last frame
+    obs, reward, term, trunc, info = env.step(1)
+    assert env.observation_space.contains(obs) and isinstance(reward, float)
+    assert 0.0 <= info["termination_prob"] <= 1.0 and info["step"] == 1
+    env.close()
+
+
+def _real_frames(seed, env: DreamEnv):
+    """What the default reset should have used: the scene with ``seed``, random actions from np_random."""
+    rng = gym.utils.seeding.np_random(seed)[0]
+    real = gym.make(SCENE, width=64, height=64)
+    frames = [real.reset(seed=seed)[0]]
+    for _ in range(env.core.context - 1):
+        frames.append(real.step(int(rng.integers(3)))[0])
+    return frames
+
+
+def test_gymnasium_and_sb3_env_checkers_pass_without_warnings(run):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make("WorldGym/Dream-v0", checkpoint=str(run), horizon=50).unwrapped  # with a spec
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+        sb3_check_env(env)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_continuous_scene_gets_a_box_action_space(tmp_path):
+    env = DreamEnv(_save_run(tmp_path / "box", continuous=True), horizon=5)
+    assert env.action_space == gym.make(SCENE, continuous=True).action_space
+    env.reset(seed=1)
+    env.step(np.array([0.5], np.float32))
+    with pytest.raises(ValueError, match="outside"):
+        env.step(np.array([2.0], np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(2, np.float32))
+
+
+# ---------------------------------------------------------------------- determinism and starts
+def test_same_seed_and_actions_give_identical_dreams(run):
+    actions = np.random.default_rng(0).integers(0, 3, 25)
+    a = _rollout(DreamEnv(run, horizon=3), 5, actions)
+    b = _rollout(DreamEnv(run, horizon=3), 5, actions)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+    assert any(t for t, _ in a[2]) and any(t for _, t in a[2])  # sampled ends and the horizon both occur
+    c = _rollout(DreamEnv(run, horizon=3), 6, actions)
+    assert not np.array_equal(a[0][:5], c[0][:5])
+
+
+def test_termination_modes_and_truncation(run):
+    env = DreamEnv(run, horizon=3, termination="off")
+    env.reset(seed=0)
+    ends = [env.step(0)[2:4] for _ in range(3)]
+    assert ends == [(False, False), (False, False), (False, True)]
+    env = DreamEnv(run, termination="threshold")
+    env.reset(seed=0)
+    _, _, term, _, info = env.step(0)
+    assert term == (info["termination_prob"] > 0.5)
+
+
+def test_image_start_is_resized(run):
+    img = np.zeros((40, 50, 3), np.uint8)
+    img[10:20, 10:30] = (200, 40, 40)
+    env = DreamEnv(run)
+    obs, info = env.reset(seed=0, options={"image": img})
+    assert obs.shape == (64, 64, 3) and info == {"start": "image", "context": 1}
+    assert obs[24, 25].tolist() == [200, 40, 40] and obs[2, 2].tolist() == [0, 0, 0]
+    frames = [env.step(i % 3)[0] for i in range(5)]
+    again = DreamEnv(run)
+    again.reset(seed=0, options={"image": img})
+    assert all(np.array_equal(f, again.step(i % 3)[0]) for i, f in enumerate(frames))
+
+
+def test_context_frames_start(run):
+    frames = np.stack(_real_frames(3, DreamEnv(run)))[:3]
+    env = DreamEnv(run)
+    obs, info = env.reset(seed=0, options={"context_frames": frames, "context_actions": [1, 2]})
+    np.testing.assert_array_equal(obs, frames[-1])
+    assert info == {"start": "context_frames", "context": 3}
+    assert env.step(0)[0].shape == (64, 64, 3)
+    obs, _ = env.reset(seed=0, options={"context_frames": frames})  # actions are optional
+    np.testing.assert_array_equal(obs, frames[-1])
+
+
+def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
+    env = DreamEnv(run)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    bad = [({"images": frames[0]}, "unknown reset options"),
+           ({"image": frames[0].astype(np.float32)}, "uint8"),
+           ({"image": frames}, r"\(H, W, 3\)"),
+           ({"image": frames[0], "context_frames": frames}, "either"),
+           ({"context_actions": [0, 1]}, "needs options"),
+           ({"context_frames": frames, "context_actions": [0]}, "needs 2 actions"),
+           ({"context_frames": frames, "context_actions": [0, 7]}, "out of range")]
+    for options, message in bad:
+        with pytest.raises(ValueError, match=message):
+            env.reset(seed=0, options=options)
+    env.reset(seed=0)
+    for action, error in [(3, ValueError), (-1, ValueError), (1.0, TypeError), ("left", TypeError),
+                          (True, TypeError)]:
+        with pytest.raises(error, match="action"):
+            env.step(action)
+    env.step(np.int64(2))
+    env.step(np.array([1]))
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        DreamEnv(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        DreamEnv(tmp_path / "empty")
+    for kw, message in [({"horizon": 0}, "horizon"), ({"context": 0}, "context"),
+                        ({"temperature": -1.0}, "temperature"), ({"termination": "maybe"}, "termination")]:
+        with pytest.raises(ValueError, match=message):
+            DreamEnv(run, **kw)
+
+
+# ---------------------------------------------------------------------- vector env
+@pytest.mark.parametrize("context", [4, 2])  # 2 < K: freshly reset dreams step in their own group first
+def test_batched_dreams_equal_dreams_alone(run, context):
+    N, T = 3, 14
+    actions = np.random.default_rng(context).integers(0, 3, (T, N))
+    venv = DreamVectorEnv(run, N, context=context, horizon=6)
+    assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    obs, _ = venv.reset(seed=100)
+    frames, rewards, terms, truncs, finals = [obs], [], [], [], []
+    for t in range(T):
+        obs, r, term, trunc, infos = venv.step(actions[t])
+        frames.append(obs)
+        rewards.append(r)
+        terms.append(term)
+        truncs.append(trunc)
+        finals.append(infos.get("final_obs"))
+    assert np.any(terms) and np.any(truncs)
+    for i in range(N):
+        env = DreamEnv(run, context=context, horizon=6)
+        obs, _ = env.reset(seed=100 + i)
+        np.testing.assert_array_equal(obs, frames[0][i])
+        for t in range(T):
+            obs, r, term, trunc, _ = env.step(actions[t, i])
+            assert (r, term, trunc) == (rewards[t][i], terms[t][i], truncs[t][i]), (i, t)
+            if term or trunc:
+                np.testing.assert_array_equal(obs, finals[t][i])
+                obs, _ = env.reset()
+            np.testing.assert_array_equal(obs, frames[t + 1][i], err_msg=f"env {i} step {t}")
+    venv.close()
+
+
+def test_vector_env_validates_actions_and_state_stays_bounded(run):
+    venv = DreamVectorEnv(run, 2, horizon=500, termination="off")
+    with pytest.raises(RuntimeError, match="reset"):
+        venv.step(np.zeros(2, np.int64))
+    venv.reset(seed=0)
+    for bad in [np.zeros(3, np.int64), np.array([0, 5]), 1]:
+        with pytest.raises(ValueError):
+            venv.step(bad)
+
+    def state_numel():
+        st = venv.core.groups[0].state
+        return st.memory.numel() + sum(k.numel() + v.numel() for k, v in st.cache)
+
+    sizes = []
+    for _ in range(30):
+        venv.step(venv.action_space.sample())
+        assert len(venv.core.groups) == 1 and venv.core.groups[0].state.frames <= K
+        sizes.append(state_numel())
+    assert len(set(sizes[2:])) == 1
+
+
+def test_soak_reports_no_growth_and_finite_values(run, tmp_path):
+    from worldmodel import soak
+
+    report = soak.main(["--checkpoint", str(run), "--steps", "200", "--num-envs", "2",
+                        "--json", str(tmp_path / "soak.json")])
+    assert report["ok"] and report["resets"] == 0 and not any(report["nonfinite"].values())
+    assert report["memory_growth_mb"] < 20
+    assert (tmp_path / "soak.json").exists()
+
+
+# ---------------------------------------------------------------------- Stable-Baselines3
+def test_ppo_cnn_policy_trains_on_the_sb3_adapter(run):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnv
+
+    vec = to_sb3(DreamVectorEnv(run, 2, horizon=20))
+    assert isinstance(vec, VecEnv) and type(vec).__name__ == "Sb3DreamVecEnv"
+    vec.seed(0)
+    obs = vec.reset()
+    assert obs.shape == (2, 64, 64, 3)
+    done_infos = []
+    for _ in range(10):
+        obs, rewards, dones, infos = vec.step(np.array([1, 2]))
+        done_infos += [info for info, d in zip(infos, dones) if d]
+    assert done_infos and all(info["terminal_observation"].shape == (64, 64, 3) for info in done_infos)
+    assert all("TimeLimit.truncated" in info for info in done_infos)
+    model = PPO("CnnPolicy", vec, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=256)
+    assert model.num_timesteps >= 256
+    with pytest.raises(TypeError):
+        to_sb3(DreamEnv(run))
+
+
+# ---------------------------------------------------------------------- play CLI
+def test_headless_play_records_a_video(run, tmp_path):
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    out = subprocess.run([sys.executable, "-m", "worldmodel.dream", "--checkpoint", str(run), "--steps", "20",
+                          "--record", str(tmp_path / "tmp.mp4"), "--side-by-side", "--fps", "0",
+                          "--scale", "1", "--record-scale", "1"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "frames/s" in out.stdout and (tmp_path / "tmp.mp4").stat().st_size > 0
+
+
+def test_worldmodel_exports_the_dream():
+    import worldmodel
+
+    assert worldmodel.DreamEnv is DreamEnv and worldmodel.DreamVectorEnv is DreamVectorEnv
+    assert worldmodel.to_sb3 is to_sb3

@@ -1,0 +1,115 @@
+"""Soak test of a dream: step a ``DreamVectorEnv`` for a long time without resets and watch memory,
+numerical health and speed.
+
+    python -m worldmodel.soak --checkpoint runs/bb --steps 1000 --num-envs 8 --threads 1
+
+Terminations are switched off and the horizon is longer than ``--steps``, so every sub-env dreams one
+unbroken episode. A leak in the streaming state (KV cache, memory bank, bias caches) would then show
+as growth between step 100 and the last step. Reported: resident memory (RSS, from /proc) or CUDA
+memory at step 100 and at the end, the peak, the largest absolute reward/termination probability/
+memory-bank value, and any non-finite value among them (frames are uint8, so a NaN would be hidden
+there: the memory bank, which every frame is predicted from, is checked instead), and frames/s.
+Exit status 1 if anything is non-finite or memory grew by more than ``--max-growth-mb``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m worldmodel.soak", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="run directory (RUN with config.json)")
+    p.add_argument("--steps", type=int, default=1000, help="steps of every sub-env, without resets")
+    p.add_argument("--num-envs", type=int, default=8, help="dreams stepped in one batch")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--context", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--max-growth-mb", type=float, default=50.0, help="fail above this growth, step 100 → end")
+    p.add_argument("--json", help="also write the report to this file")
+    return p.parse_args(argv)
+
+
+def rss_mb() -> float:
+    """Current resident set size (VmRSS) in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from worldmodel.dream_vector import DreamVectorEnv
+
+    torch.set_num_threads(args.threads)
+    venv = DreamVectorEnv(args.checkpoint, args.num_envs, temperature=args.temperature, context=args.context,
+                          horizon=args.steps + 1, device=args.device, termination="off")
+    cuda = venv.core.device.type == "cuda"
+
+    def memory_mb() -> float:
+        return torch.cuda.memory_allocated(venv.core.device) / 2**20 if cuda else rss_mb()
+
+    venv.reset(seed=args.seed)
+    venv.action_space.seed(args.seed)
+    mark = min(100, args.steps)
+    worst = {"reward": 0.0, "termination_prob": 0.0, "memory_bank": 0.0}
+    nonfinite = {k: 0 for k in worst}
+    at_mark = resets = 0
+    peak = memory_mb()
+    t0, t_mark = time.perf_counter(), None
+    for step in range(1, args.steps + 1):
+        _, rewards, term, trunc, infos = venv.step(venv.action_space.sample())
+        resets += int(np.sum(term | trunc))
+        bank = torch.cat([g.state.memory.flatten() for g in venv.core.groups]).float().cpu().numpy()
+        probs = infos.get("termination_prob", np.zeros(0))
+        for key, x in (("reward", rewards), ("termination_prob", probs), ("memory_bank", bank)):
+            ok = np.isfinite(x)
+            nonfinite[key] += int((~ok).sum())
+            if ok.any():
+                worst[key] = max(worst[key], float(np.abs(x[ok]).max()))
+        peak = max(peak, memory_mb())
+        if step == mark:
+            at_mark, t_mark = memory_mb(), time.perf_counter()
+    t_end = time.perf_counter()
+    wall = t_end - t0
+    final = memory_mb()
+    after = args.steps - mark
+    report = {
+        "checkpoint": str(args.checkpoint), "device": str(venv.core.device), "threads": args.threads,
+        "num_envs": args.num_envs, "steps": args.steps, "resets": resets,
+        "memory": "cuda_allocated_mb" if cuda else "rss_mb",
+        "memory_at_step_100_mb": round(at_mark, 1), "memory_final_mb": round(final, 1),
+        "memory_growth_mb": round(final - at_mark, 1), "memory_peak_mb": round(peak, 1),
+        "peak_rss_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "nonfinite": nonfinite, "max_abs": {k: round(v, 4) for k, v in worst.items()},
+        "frames_per_s": round(args.steps * args.num_envs / wall, 1),
+        "frames_per_s_after_step_100": round(after * args.num_envs / (t_end - t_mark), 1) if after else None,
+    }
+    venv.close()
+    ok = not any(nonfinite.values()) and report["memory_growth_mb"] <= args.max_growth_mb and resets == 0
+    report["ok"] = ok
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    if not ok:
+        raise SystemExit(1)
+    return report
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
