@@ -17,7 +17,8 @@ it, the built-in ``real`` predictors need it to rebuild the scene. Built in:
                     seeded by (episode seed, sample): the physical-variance floor
 ``copy-last``       the last context frame, repeated: the floor every model must beat
 ``corrupt:NAME``    ``real`` with one of ``evaluate.corrupt.CORRUPTIONS`` applied (the self-test)
-``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``
+``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``;
+``checkpoint:PATH@T`` samples at temperature T (default 1; 0 = argmax)
 ==================  ============================================================================
 
 ``register_predictor(name, factory)`` adds more; ``factory(arg)`` receives what follows ``name:``.
@@ -124,7 +125,18 @@ class WorldModelPredictor:
         return frames.astype(np.uint8)  # (B, S, T, H, W, 3)
 
 
-def _checkpoint(path: str) -> Predictor:
+def _checkpoint(arg: str) -> Predictor:
+    """``checkpoint:PATH`` samples at temperature 1; ``checkpoint:PATH@T`` at temperature T (0 = argmax)."""
+    path, temperature = arg, 1.0
+    if "@" in arg:
+        path, _, t = arg.rpartition("@")
+        try:
+            temperature = float(t)
+        except ValueError:
+            raise ValueError(f"checkpoint:{arg}: the temperature after '@' must be a number, "
+                             f"got {t!r}") from None
+        if temperature < 0:
+            raise ValueError(f"checkpoint:{arg}: the temperature must be >= 0")
     try:
         import worldmodel
     except ImportError as e:
@@ -142,7 +154,10 @@ def _checkpoint(path: str) -> Predictor:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:
         pass
-    return WorldModelPredictor(path, worldmodel.load(path, device=device))
+    model = worldmodel.load(path, device=device)
+    pred = WorldModelPredictor(path, model, temperature)
+    pred.name = f"checkpoint:{arg}"
+    return pred
 
 
 def _corrupt(name: str) -> Predictor:

@@ -109,6 +109,11 @@ def test_checkpoint_spec_wraps_worldmodel_generate(monkeypatch):
     first = calls[0]  # the main prediction: 2 context frames, 1 action between them
     assert first["seed"] == 5 and first["horizon"] == 4 and first["context_actions"].shape == (1, 1)
     assert calls[-1]["context_actions"] is None  # diversity: one context frame
+    cold = make_predictor("checkpoint:runs/fake@0.5")
+    assert cold.name == "checkpoint:runs/fake@0.5" and cold.temperature == 0.5 and pred.temperature == 1.0
+    for bad in ("checkpoint:runs/fake@hot", "checkpoint:runs/fake@-1"):
+        with pytest.raises(ValueError, match="temperature"):
+            make_predictor(bad)
 
 
 class _FailsOnSeed1(CopyLast):
