@@ -23,12 +23,13 @@ from safetensors.torch import load_file, save_file
 from worldmodel.checkpoint import STAGES, load_config
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "pos_err", "coherence",
-                "delta_psnr@8", "div_ratio")
+CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "persistence@16", "pos_err",
+                "coherence", "delta_psnr@4", "cf_cos", "div_ratio")
 
 
-def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report: str | Path | None = None,
-           overwrite: bool = False) -> Path:
+def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_reports=(),
+           overwrite: bool = False, note: str = "") -> Path:
+    """Writes the shippable copy of ``run`` to ``out``; ``eval_reports``: evaluate report.json paths."""
     run, out = Path(run), Path(out)
     cfg = load_config(run)
     for stage in STAGES:
@@ -51,8 +52,10 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
         shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
         states[stage] = json.loads((run / stage / "train_state.json").read_text())
     cfg.to_json(tmp / "config.json")
-    report = json.loads(Path(eval_report).read_text()) if eval_report else None
-    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, report, dtype, eval_report))
+    if isinstance(eval_reports, (str, Path)):
+        eval_reports = [eval_reports]
+    reports = [(str(p), json.loads(Path(p).read_text())) for p in eval_reports]
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note))
     tmp.rename(out)
     return out
 
@@ -68,7 +71,8 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def model_card(run: Path, cfg, states: dict, report: dict | None, dtype: str, report_path) -> str:
+def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dtype: str, out: Path,
+               note: str = "") -> str:
     from worldmodel.model import WorldModel
 
     counts = WorldModel(cfg).num_parameters()
@@ -79,16 +83,20 @@ def model_card(run: Path, cfg, states: dict, report: dict | None, dtype: str, re
              f"({counts['dynamics'] / 1e6:.2f}M parameters, {cfg.dynamics.context} context frames, "
              f"{cfg.dynamics.memory_slots} memory slots, {cfg.dynamics.maskgit_steps} passes per frame). "
              f"Weights stored as {dtype}.", "", "## Training", ""]
+    if note:
+        lines += [note, ""]
     for stage, st in states.items():
         lines.append(f"- {stage}: {st.get('step')} steps in {st.get('elapsed_s', 0) / 60:.1f} min "
                      f"(seed {st.get('seed')})")
     cmds = _commands(run)
     if cmds:
         lines += ["", "Made with (in order):", "", "```bash", *cmds,
-                  f"python -m worldmodel.export {run} --out <this directory> --dtype {dtype}"
-                  + (f" --eval {report_path}" if report_path else ""), "```"]
-    if report:
-        lines += ["", "## Measured", "", f"`{report.get('command', '')}`", ""]
+                  f"python -m worldmodel.export {run} --out {out} --dtype {dtype}"
+                  + "".join(f" --eval {path}" for path, _ in reports), "```"]
+    if reports:
+        lines += ["", "## Measured (copied from the evaluation reports)"]
+    for path, report in reports:
+        lines += ["", f"`{report.get('command', '')}` → `{path}`", ""]
         for env_id, scene in report["scenes"].items():
             lines += [f"{env_id}:", "", "| predictor | " + " | ".join(CARD_METRICS) + " |",
                       "|---" * (len(CARD_METRICS) + 1) + "|"]
@@ -96,9 +104,10 @@ def model_card(run: Path, cfg, states: dict, report: dict | None, dtype: str, re
                 cells = " | ".join(_fmt(row["summary"].get(k)) for k in CARD_METRICS)
                 lines.append(f"| {row['predictor']} | {cells} |")
             lines.append("")
-    lines += ["", "## Use", "", "```python", "import worldmodel",
-              f"model = worldmodel.load(\"{Path('checkpoints') / run.name}\")  # or this directory's path",
-              "```", ""]
+    lines += ["", "## Use", "", "```bash", f"python -m worldmodel.dream --checkpoint {out} --side-by-side",
+              f"python -m evaluate --env {cfg.env_id} --predictor checkpoint:{out}", "```", "", "```python",
+              "import gymnasium as gym, envs, worldmodel", f"model = worldmodel.load(\"{out}\")",
+              f"env = gym.make(\"WorldGym/Dream-v0\", checkpoint=\"{out}\")", "```", ""]
     return "\n".join(lines)
 
 
@@ -107,10 +116,12 @@ def main(argv=None) -> Path:
     p.add_argument("run", help="a trained run directory (both stages)")
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--dtype", default="float16", choices=sorted(DTYPES), help="storage type of the weights")
-    p.add_argument("--eval", default=None, help="an evaluate report.json to copy the metrics from")
+    p.add_argument("--eval", action="append", default=[], metavar="REPORT",
+                   help="an evaluate report.json to copy the metrics from (repeatable)")
+    p.add_argument("--note", default="", help="provenance for the card (where and on what data it trained)")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite)
+    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite, args.note)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**20:.2f} MB)")
     return out

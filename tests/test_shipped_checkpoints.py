@@ -1,0 +1,42 @@
+"""The checkpoints shipped in checkpoints/: each loads, dreams its scene through gym.make, is small, and
+carries a model card that cites the command that trained it and metrics copied from a report."""
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs  # noqa: F401  (registers the scenes and WorldGym/Dream-v0)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "checkpoints").iterdir() if (p / "config.json").exists())
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_bouncing_balls_is_shipped():
+    assert "bouncing_balls" in [p.name for p in SHIPPED]
+
+
+@pytest.mark.parametrize("ckpt", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_checkpoint_dreams_its_scene(ckpt):
+    size = sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file())
+    assert size <= 5 * 2**20, f"{ckpt.name}: {size / 2**20:.2f} MB > 5 MB"
+    card = (ckpt / "MODEL_CARD.md").read_text()
+    assert "python -m worldmodel.train" in card and "python -m evaluate" in card
+    env = gym.make("WorldGym/Dream-v0", checkpoint=str(ckpt), horizon=5, termination="off")
+    real = gym.make(env.unwrapped.model.cfg.env_id, width=64, height=64)
+    assert env.observation_space == real.observation_space and env.action_space == real.action_space
+    obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(5):
+        obs, reward, term, trunc, _ = env.step(env.action_space.sample())
+        assert obs.shape == real.observation_space.shape and obs.dtype == np.uint8 and np.isfinite(reward)
+    assert trunc
