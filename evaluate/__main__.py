@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -47,6 +48,9 @@ class Args:
     no_controllability: bool = _arg(False, "skip ΔtPSNR and the counterfactual test")
     no_diversity: bool = _arg(False, "skip the one-context-frame diversity test")
     quiet: bool = _arg(False, "no progress bars")
+    transfer: str = _arg("", "a transfer.json (python -m evaluate.transfer) to add to the report")
+    attach: str = _arg("", "extra MP4s to embed in the report, comma-separated PATH or CAPTION=PATH "
+                       "(e.g. a dream recording of python -m worldmodel.dream)")
 
 
 def parse_args(argv=None) -> Args:
@@ -79,6 +83,11 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    try:  # the extras are checked before the long evaluation, not after it
+        transfer, attachments = _extras(args)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     command = "python -m evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
     results, errors = {}, {}
     t0 = time.perf_counter()
@@ -93,7 +102,8 @@ def main(argv=None) -> int:
         except Exception as e:  # the scene itself is broken: report it, go on with the others
             errors[env_id] = f"{type(e).__name__}: {e}"
             print(f"{env_id}: FAILED {errors[env_id]}", file=sys.stderr)
-    path = write_report(results, args.out, command, videos=not args.no_videos, errors=errors)
+    path = write_report(results, args.out, command, videos=not args.no_videos, errors=errors,
+                        transfer=transfer, attachments=attachments)
     for env_id, rows in results.items():
         print(f"\n{env_id}  (PSNR in dB; 100 = identical)")
         print("| predictor | PSNR@1 | PSNR@8 | PSNR@16 | PSNR@32 | persistence | pos err px | coherence "
@@ -107,6 +117,30 @@ def main(argv=None) -> int:
                   + f" | {r.failed} | {r.wall_time_s:.1f} |")
     print(f"\nwrote {path} and {path.with_suffix('.html')} in {time.perf_counter() - t0:.1f} s")
     return 2 if errors else 0
+
+
+def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
+    """The --transfer JSON (validated) and the --attach videos (caption → path relative to --out)."""
+    transfer = None
+    if args.transfer:
+        from evaluate.transfer import load_transfer
+
+        try:
+            transfer = load_transfer(args.transfer)
+        except FileNotFoundError:
+            raise ValueError(f"--transfer {args.transfer}: no such file "
+                             "(write it with python -m evaluate.transfer)") from None
+        except ValueError as e:
+            raise ValueError(f"--transfer {args.transfer}: not a valid transfer.json ({e})") from None
+    attachments = {}
+    for item in (s.strip() for s in args.attach.split(",")):
+        if not item:
+            continue
+        caption, _, path = item.rpartition("=")
+        if not os.path.isfile(path):
+            raise ValueError(f"--attach {path}: no such file")
+        attachments[caption or os.path.basename(path)] = os.path.relpath(path, args.out)
+    return transfer, attachments
 
 
 if __name__ == "__main__":

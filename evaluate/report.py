@@ -6,6 +6,11 @@ Layout of an output folder::
     report.html            the same, readable: tables, plots, videos
     plots/<scene>.png      PSNR, SSIM, position error and persistence against the horizon
     videos/<scene>_<predictor>.mp4   real | predicted | |difference|, first episode, sample 0
+    plots/transfer.png     with ``transfer=``: per-episode returns of the dream-to-real transfer run
+
+Optional sections: ``transfer`` (a ``transfer.json`` of ``python -m evaluate.transfer``: policies'
+returns, transfer ratio, exploitation gap) and ``attachments`` (caption → extra MP4s such as a dream
+recording), both stored in ``report.json`` too.
 """
 from __future__ import annotations
 
@@ -133,12 +138,89 @@ def _html(report: dict) -> str:
         for name, v in scene["videos"].items():
             parts.append(f"<figure style='display:inline-block'><video src='{html.escape(v)}' controls loop "
                          f"muted width='420'></video><figcaption>{html.escape(name)}</figcaption></figure>")
+    if report.get("transfer"):
+        parts.append(transfer_html(report["transfer"], report.get("transfer_plot")))
+    if report.get("attachments"):
+        parts.append("<h2>Videos</h2>")
+        for name, v in report["attachments"].items():
+            parts.append(f"<figure style='display:inline-block'><video src='{html.escape(v)}' controls loop "
+                         f"muted style='max-width:100%'></video><figcaption>{html.escape(name)}</figcaption>"
+                         "</figure>")
     return "\n".join(parts)
 
 
+def _stat(s: dict | None) -> str:
+    return "–" if not s else f"{s['mean']:.3f} ± {s['sem']:.3f}"
+
+
+def transfer_html(t: dict, plot: str | None = None) -> str:
+    """The dream-to-real transfer section: returns per policy in the real scene (and the dream),
+    transfer ratio and exploitation gap, from a ``transfer.json`` (schema: ``evaluate/transfer.py``)."""
+    c, pol = t["config"], t["policies"]
+    rows = ""
+    for name, where in (("random", "–"), ("real-trained", f"{c['timesteps']} real steps"),
+                        ("dream-trained", f"{c['timesteps']} dream steps")):
+        p = pol[name]
+        length = float(np.mean(p["real"]["lengths"])) if p["real"]["lengths"] else float("nan")
+        rows += (f"<tr><th>{name}</th><td>{html.escape(where)}</td><td>{_stat(p['real'])}</td>"
+                 f"<td>{_stat(p.get('dream'))}</td><td>{length:.1f}</td>"
+                 f"<td>{_fmt(p.get('train_time_s'))}</td></tr>")
+    ratio = "undefined" if t["transfer_ratio"] is None else f"{t['transfer_ratio']:.3f}"
+    flag = "" if t["transfer_ratio_reliable"] else " <span style='color:#b00'>(not reliable)</span>"
+    gap = "–" if t["exploitation_gap"] is None else f"{t['exploitation_gap']:+.3f}"
+    parts = [f"<h2>Dream-to-real transfer: {html.escape(t['env_id'])}</h2>",
+             f"<p><code>{html.escape(t.get('command', ''))}</code><br>PPO (CnnPolicy) with the same budget "
+             f"of {c['timesteps']} steps in the dream of <code>{html.escape(t['checkpoint'])}</code> and in "
+             f"the real scene ({c['num_envs']} environments, seed {c['seed']}); every policy plays the real "
+             f"scene on the same {c['eval_episodes']} held-out seeds (from {c['eval_seeds'][0]}), episodes "
+             f"capped at {c['max_steps']} steps, trained policies "
+             f"{'deterministic' if c.get('deterministic', True) else 'sampling their actions'}.</p>",
+             "<table><tr><th>policy</th><th>trained on</th><th>real return (mean ± s.e.)</th>"
+             "<th>dream return</th><th>mean real length</th><th>train s</th></tr>" + rows + "</table>",
+             f"<p><b>transfer ratio</b> (dream-trained − random) / (real-trained − random) = {ratio}{flag}: "
+             f"{html.escape(t['note'])}<br><b>exploitation gap</b> (dream − real return of the "
+             f"dream-trained policy) = {gap}: how much of its dream return exists only in the dream.</p>"]
+    if plot:
+        parts.append(f"<p><img src='{html.escape(plot)}' style='max-width:100%'></p>")
+    return "\n".join(parts)
+
+
+def plot_transfer(t: dict, path: Path) -> Path:
+    """Per-episode returns of each policy (real scene; the dream-trained policy also in the dream)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pol = t["policies"]
+    series = [(f"{n}\n(real)", pol[n]["real"]["returns"])
+              for n in ("random", "real-trained", "dream-trained")]
+    series.append(("dream-trained\n(dream)", pol["dream-trained"]["dream"]["returns"]))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    rng = np.random.default_rng(0)
+    for i, (_, ys) in enumerate(series):
+        ys = np.asarray(ys, float)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(ys)), ys, s=10, alpha=0.6)
+        ax.errorbar(i + 0.3, ys.mean(), yerr=ys.std(ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else 0,
+                    fmt="o", color="k", capsize=3)
+    ax.set_xticks(range(len(series)), [s[0] for s in series], fontsize=8)
+    ax.set_ylabel("episode return")
+    ax.set_title(f"{t['env_id']}: dream-to-real transfer (mean ± s.e. in black)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def write_report(scenes: dict[str, list[EvalResult]], out: str | Path, command: str = "",
-                 videos: bool = True, errors: dict[str, str] | None = None) -> Path:
-    """Writes report.json, report.html, plots and videos under ``out``; returns the JSON's path."""
+                 videos: bool = True, errors: dict[str, str] | None = None, transfer: dict | None = None,
+                 attachments: dict[str, str] | None = None) -> Path:
+    """Writes report.json, report.html, plots and videos under ``out``; returns the JSON's path.
+
+    ``transfer``: a loaded ``transfer.json`` to add as a section (with ``plots/transfer.png``);
+    ``attachments``: caption → MP4 path relative to ``out``, embedded at the end."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"schema_version": SCHEMA_VERSION, "created": dt.datetime.now().isoformat(timespec="seconds"),
@@ -156,6 +238,12 @@ def write_report(scenes: dict[str, list[EvalResult]], out: str | Path, command: 
                     if mp4 is not None:
                         entry["videos"][r.predictor] = str(mp4.relative_to(out))
         report["scenes"][env_id] = entry
+    if transfer is not None:
+        report["transfer"] = transfer
+        png = plot_transfer(transfer, out / "plots" / "transfer.png")
+        report["transfer_plot"] = str(png.relative_to(out))
+    if attachments:
+        report["attachments"] = dict(attachments)
     validate(report)
     path = out / "report.json"
     path.write_text(json.dumps(report, indent=1))
