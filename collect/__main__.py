@@ -16,7 +16,7 @@ from collect.config import CollectArgs, CollectError
 PROG = "python -m collect"
 METAVARS = {"out": "DIR", "env": "ID", "episodes": "N", "policy": "SPEC", "workers": "N", "seed": "S",
             "size": "PX", "width": "PX", "height": "PX", "max_steps": "T", "options": "JSON", "shard": "I/N",
-            "shard_episodes": "N", "shard_mb": "MB", "chunk_frames": "C", "level": "L"}
+            "shard_episodes": "N", "shard_mb": "MB", "chunk_frames": "C", "level": "L", "deflate": "WHERE"}
 
 
 def build_parser() -> argparse.ArgumentParser:

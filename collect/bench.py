@@ -1,8 +1,11 @@
 """``python -m collect.bench``: the collector's numbers against its bars.
 
 * overhead: collecting with one worker vs. stepping the same env with the same policy and seeds and
-  keeping nothing (bar ≤ 15 %, goal ≤ 10 %);
+  keeping nothing (bar ≤ 15 %, goal ≤ 10 %); wall time, and CPU time of the process (deflate helper
+  included) and of the stepping thread;
 * scaling: two worker processes vs. one (bar ≥ 1.7× on two cores; includes process start-up);
+  with ``--deflate auto`` one worker deflates in a helper process when a core is spare and two
+  workers on two cores deflate inline (``--deflate inline`` compares like with like);
 * bytes on disk / raw frame bytes for every registered scene (bar ≤ 5 % on BouncingBalls 64×64,
   goal ≤ 2 %), with the frames' share;
 * loader: random 16-frame windows per second from one process (bar ≥ 2,000, goal ≥ 10,000).
@@ -37,7 +40,7 @@ class Timing:
     steps: int
     cpu: float  # CPU seconds of the stepping/collecting (all threads; worker processes included)
     main: float  # CPU seconds of the calling thread
-    deflate: str = "-"  # collections: "thread" or "inline"
+    deflate: str = "-"  # collections: "process" (helper) or "inline"
 
 
 def _clocks() -> tuple[float, float, float]:
@@ -72,20 +75,20 @@ def timed_collect(out: Path, **kw) -> Timing:
     w, c, m = _clocks()
     summary = collect_dataset(CollectArgs(out=str(out), progress=False, seed=0, **kw))
     w2, c2, m2 = _clocks()
-    return Timing(w2 - w, summary.steps, c2 - c + summary.worker_cpu_seconds, m2 - m,
-                  "thread" if summary.threaded else "inline")
+    return Timing(w2 - w, summary.steps, c2 - c + summary.worker_cpu_seconds, m2 - m, summary.deflate)
 
 
 def _median(xs: list[Timing], key: str) -> float:
     return statistics.median(getattr(x, key) for x in xs)
 
 
-def bench_overhead(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int) -> dict:
+def bench_overhead(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int,
+                   deflate: str = "auto") -> dict:
     raw, rec = [], []
     for _ in range(repeats):  # interleaved, so slow phases of a shared machine hit both sides
         raw.append(raw_stepping(env_id, policy, episodes, max_steps))
         rec.append(timed_collect(tmp / "overhead", env=env_id, policy=policy, episodes=episodes,
-                                 max_steps=max_steps, workers=1))
+                                 max_steps=max_steps, workers=1, deflate=deflate))
     r, c, steps = _median(raw, "wall"), _median(rec, "wall"), raw[0].steps
     return {"env": env_id, "policy": policy, "episodes": episodes, "steps": steps,
             "raw_s": r, "collect_s": c, "raw_steps_per_s": steps / r, "collect_steps_per_s": steps / c,
@@ -95,9 +98,11 @@ def bench_overhead(tmp: Path, env_id: str, policy: str, episodes: int, max_steps
             "deflate": [x.deflate for x in rec]}
 
 
-def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int) -> dict:
+def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int,
+                  deflate: str = "auto") -> dict:
     one, two = [], []
-    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps, shard_episodes=8)
+    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps, shard_episodes=8,
+              deflate=deflate)
     for _ in range(repeats):
         one.append(timed_collect(tmp / "w1", workers=1, **kw))
         two.append(timed_collect(tmp / "w2", workers=2, **kw))
@@ -106,7 +111,7 @@ def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps:
     return {"steps": one[0].steps, "one_worker_s": a, "two_workers_s": b, "speedup": a / b,
             "cpu_ratio": cpu_ratio, "idle_speedup_estimate": 2 / cpu_ratio,
             "one_all": [x.wall for x in one], "two_all": [x.wall for x in two],
-            "one_deflate": [x.deflate for x in one]}
+            "one_deflate": [x.deflate for x in one], "two_deflate": [x.deflate for x in two]}
 
 
 def bench_bytes(tmp: Path, env_ids: list[str], episodes: int, max_steps: int, level: int = 3) -> list[dict]:
@@ -198,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=5000, help="random windows read per loader repeat")
     p.add_argument("--only", default="overhead,scaling,bytes,loader", help="sections to run")
     p.add_argument("--level", type=int, default=3, help="gzip level for the bytes section")
+    p.add_argument("--deflate", default="auto", choices=("auto", "process", "inline"),
+                   help="where zlib runs for overhead and scaling (collect's --deflate)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
@@ -207,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="collect-bench-") as d:
         tmp = Path(d)
         if "overhead" in only:
-            o = bench_overhead(tmp, args.env, args.policy, args.episodes, args.max_steps, args.repeats)
+            o = bench_overhead(tmp, args.env, args.policy, args.episodes, args.max_steps, args.repeats,
+                               args.deflate)
             results["overhead"] = o
             print(f"overhead  {o['env']} {o['policy']}: raw {o['raw_steps_per_s']:,.0f} steps/s, "
                   f"collect (1 worker) "
@@ -217,12 +225,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"CPU time: process {o['cpu_overhead']:+.1%}, main thread "
                   f"{o['main_thread_cpu_overhead']:+.1%}; deflate {'/'.join(o['deflate'])})", flush=True)
         if "scaling" in only:
-            s = bench_scaling(tmp, args.env, args.policy, args.episodes * 2, args.max_steps, args.repeats)
+            s = bench_scaling(tmp, args.env, args.policy, args.episodes * 2, args.max_steps, args.repeats,
+                              args.deflate)
             results["scaling"] = s
             print(f"scaling   1 worker {s['one_worker_s']:.2f} s, 2 workers {s['two_workers_s']:.2f} s -> "
                   f"{s['speedup']:.2f}x (bar >= 1.7x; {s['steps']:,} steps, incl. process start-up); "
                   f"CPU seconds 2 workers / 1 worker {s['cpu_ratio']:.2f} -> "
-                  f"{s['idle_speedup_estimate']:.2f}x on two idle cores", flush=True)
+                  f"{s['idle_speedup_estimate']:.2f}x on two idle cores; deflate 1 worker "
+                  f"{'/'.join(s['one_deflate'])}, 2 workers {'/'.join(s['two_deflate'])}", flush=True)
         if "bytes" in only and scenes:
             rows = bench_bytes(tmp, scenes, 8, args.max_steps, args.level)
             results["bytes"] = rows

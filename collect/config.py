@@ -54,6 +54,10 @@ class CollectArgs:
     level: int = 3
     """gzip level 1-9: 3 (deflate's fast mode) keeps 2 workers near 2x on 2 cores; 4-6 save ~40%
     of frame bytes for ~2x the compression CPU"""
+    deflate: str = "auto"
+    """where zlib runs: 'process' (a helper process per worker, overlapping the env stepping),
+    'inline' (in the worker), or 'auto' = process while workers < CPUs (a core is spare). Shards
+    are byte-identical either way"""
     progress: bool = True
     """show the tqdm progress bar (episodes, frames/s, ETA)"""
 
@@ -141,6 +145,8 @@ def resolve(args: CollectArgs) -> tuple[Plan, object, object]:
             raise CollectError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if not 1 <= args.level <= 9:
         raise CollectError(f"--level must be in 1..9, got {args.level}")
+    if args.deflate not in ("auto", "process", "inline"):
+        raise CollectError(f"--deflate must be auto, process or inline, got {args.deflate!r}")
     if args.resume and args.overwrite:
         raise CollectError("--resume and --overwrite exclude each other")
     if args.max_steps is not None and args.max_steps < 1:

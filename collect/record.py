@@ -14,9 +14,11 @@ padding (``id = -1``, everything else 0). Contacts likewise: ``(T + 1, K, 2)`` p
 and compress to almost nothing where they are padding; one structured dataset instead of ten keeps
 the per-episode HDF5 overhead (≈ 400 bytes and ≈ 40 µs per dataset) small for short episodes.
 
-Per step the recorder only keeps references (observations and info arrays are fresh objects per the
-scene contract); all stacking happens once at the end of the episode, which keeps the per-step
-overhead to a few microseconds.
+Per step the recorder only keeps references (info arrays are fresh objects per the scene contract) and
+hands the observation to ``frames`` (by default a list; the collector passes the writer's
+``FrameChunker``, which submits every 16 frames for compression while the env steps on); all
+stacking happens once at the end of the episode, which keeps the per-step overhead to a few
+microseconds.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ class EpisodeRecord:
     seed: int
     policy_seed: int
     options: dict
-    frames: list = field(repr=False)  # T+1 arrays (H, W, 3) uint8 as the env returned them
+    frames: list = field(repr=False)  # T+1 arrays (H, W, 3) uint8 (or the writer's FrameChunker)
     actions: np.ndarray  # (T,) int64 or (T, D) float32
     rewards: np.ndarray  # (T,) float64
     terminations: np.ndarray  # (T,) bool
@@ -70,18 +72,14 @@ class EpisodeRecord:
     def observations(self) -> np.ndarray:
         """(T+1, H, W, 3) uint8, index 0 the reset frame. Stacked on first use only: the writer
         compresses straight from ``frames``, sparing the collector a copy of every frame."""
+        if not isinstance(self.frames, list):
+            raise AttributeError("this record's frames went straight to a shard writer; "
+                                 "read them back from the dataset")
         return np.stack(self.frames)
 
     @property
     def episode_return(self) -> float:
         return float(self.rewards.sum())
-
-
-def _layout(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, column) of every element of the concatenated per-step arrays in the padded array."""
-    rows = np.repeat(np.arange(len(counts)), counts)
-    starts = np.cumsum(counts) - counts
-    return rows, np.arange(int(counts.sum())) - np.repeat(starts, counts)
 
 
 def _scalar_extras(info: dict) -> list[str]:
@@ -104,29 +102,35 @@ def stack_infos(infos: list[dict]) -> dict:
         # faster than the Mapping protocol (a Python-level __getitem__ per field and step)
         states = [i["state"].arrays() for i in infos]
         names = list(first["state"])
-        counts = np.fromiter((len(st[names[0]]) for st in states), np.int32, len(states))
+        n0 = names[0]
+        counts = np.fromiter([len(st[n0]) for st in states], np.int32, len(states))
         flat = {}
         for name in names:
             f = np.concatenate([st[name] for st in states])
             flat[name] = f.astype(STATE_DTYPES[name], copy=False) if name in STATE_DTYPES else f
         dtype = np.dtype([(name, f.dtype, f.shape[1:]) for name, f in flat.items()])
-        state = np.zeros((len(states), int(counts.max(initial=0))), dtype)  # (T+1, N) structured
-        if "id" in flat:
-            state["id"] = STATE_ID_PAD
-        if counts.min(initial=0) == counts.max(initial=0):  # same objects all episode: plain reshape
+        T, N = len(states), int(counts.max(initial=0))
+        if counts.min(initial=0) == N:  # same objects all episode: plain reshapes, no padding
+            state = np.empty((T, N), dtype)  # every byte is some field's
             for name, f in flat.items():
-                state[name] = f.reshape(state.shape + f.shape[1:])
-        else:
-            where = _layout(counts)
+                state[name] = f.reshape((T, N) + f.shape[1:])
+        else:  # rows packed per field, then scattered at once into the valid (t, row) slots
+            packed = np.empty(len(flat[n0]), dtype)
             for name, f in flat.items():
-                state[name][where] = f
+                packed[name] = f
+            valid = np.arange(N) < counts[:, None]
+            state = np.zeros((T, N), dtype)
+            state[valid] = packed
+            if "id" in flat:
+                state["id"][~valid] = STATE_ID_PAD
         out["state"], out["state_count"] = state, counts
     if "contacts" in first:
         contacts = [i["contacts"] for i in infos]  # (K, 2) arrays or tuples of id pairs
-        counts = np.fromiter((len(c) for c in contacts), np.int32, len(contacts))
+        counts = np.fromiter([len(c) for c in contacts], np.int32, len(contacts))
         flat = np.array([pair for c in contacts for pair in c], np.int64).reshape(-1, 2)
-        padded = np.full((len(contacts), int(counts.max(initial=0)), 2), CONTACT_PAD, np.int64)
-        padded[_layout(counts)] = flat
+        K = int(counts.max(initial=0))
+        padded = np.full((len(contacts), K, 2), CONTACT_PAD, np.int64)
+        padded[np.arange(K) < counts[:, None]] = flat
         out["contacts"], out["contacts_count"] = padded, counts
     for key in _scalar_extras(first):
         out[key] = np.asarray([i.get(key, 0) for i in infos])
@@ -134,16 +138,19 @@ def stack_infos(infos: list[dict]) -> dict:
 
 
 def run_episode(env, policy, index: int, seed: int, options: dict | None = None,
-                max_steps: int | None = None) -> EpisodeRecord:
+                max_steps: int | None = None, frames=None) -> EpisodeRecord:
     """Resets ``env`` with episode ``index``'s seed and runs ``policy`` until the episode ends.
 
     ``max_steps`` is a safety net only: the env's own ``TimeLimit`` (``max_episode_steps``) is what
-    normally sets the truncation flag.
+    normally sets the truncation flag. ``frames``: where observations go (``append``), a new list
+    by default.
     """
     env_seed, policy_seed = episode_seeds(seed, index)
     policy.reset(policy_seed)
     obs, info = env.reset(seed=env_seed, options=dict(options) if options else None)
-    frames, infos, actions, rewards, terms, truncs = [obs], [info], [], [], [], []
+    frames = [] if frames is None else frames
+    frames.append(obs)
+    infos, actions, rewards, terms, truncs = [info], [], [], [], []
     limit = max_steps if max_steps is not None else np.inf
     while True:
         action = policy(obs)

@@ -6,7 +6,8 @@ links to these groups)::
     shard-00000064.h5                 named after its first episode index (unique in a directory)
       attrs: format, format_version, episodes (indices)
       episode_64/                     the episode's global index
-        attrs: id, seed, policy_seed, total_steps, return, crc32, options_json, options/<key>
+        attrs: id, seed, policy_seed, total_steps, return, crc32; options_json and options/<key>
+               only when the run has --options (readers take a missing options_json as {})
         observations   (T+1, H, W, 3) uint8, chunks (C, H, W, 3), gzip   index 0 = reset frame
         actions        (T,) int64  or  (T, D) float32
         rewards        (T,) float64
@@ -18,12 +19,13 @@ links to these groups)::
         infos/contacts_count (T+1,) int32
         infos/<extra>        (T+1,) numeric scalar infos (e.g. balls_in_play)
 
-Why direct chunk writes: deflating frames is the costly part of collecting (~16 µs per 64×64 frame at
-level 3 on this machine, twice that at level 4+, against ~140 µs per env step). Doing it ourselves
-with ``zlib`` (which releases the GIL, unlike h5py's filter pipeline) lets the writer deflate in a
-background thread while the env steps, when a core is idle, and lets us pick zlib parameters; the
-finished chunks go to the file with ``write_direct_chunk``. The bytes are exactly what HDF5's gzip
-(+ shuffle) filters produce, so any HDF5 reader decodes them. ``crc32`` (an episode attribute) covers
+Why direct chunk writes: deflating frames is the costly part of collecting (~18 µs per 64×64 frame at
+level 1-3 on this machine, twice that at level 4+, against ~160 µs per env step; h5py's lzf filter
+is slower here and ~2x larger, szip does not suit images). Doing it ourselves with ``zlib`` lets the
+collector deflate in a helper process while the env steps, when a core is spare
+(``collect.deflate``), and lets us pick zlib parameters; the finished chunks go to the file with
+``write_direct_chunk``. The bytes are exactly what HDF5's gzip (+ shuffle) filters produce, so any
+HDF5 reader decodes them. ``crc32`` (an episode attribute) covers
 the episode's compressed chunks in dataset-name order: ``collect.verify`` uses it to name the
 damaged episode inside a damaged file.
 """
@@ -33,13 +35,13 @@ import hashlib
 import json
 import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from collect.deflate import COMPRESSOBJ, InlineDeflater, Part
 from collect.record import EpisodeRecord
 
 FORMAT = "worldgym-collect"
@@ -96,45 +98,104 @@ def _shuffled(chunk: np.ndarray) -> bytes:
     return chunk.view(np.uint8).reshape(-1, size).T.tobytes() if size > 1 else chunk.tobytes()
 
 
-def encode_array(name: str, arr: np.ndarray, time_chunk: int | None, level: int) -> Blob:
-    """Splits ``arr`` into chunks along axis 0 (``time_chunk`` rows; None = one chunk) and deflates them."""
-    arr = np.ascontiguousarray(arr)
-    if arr.size == 0:
-        return Blob(name, arr.shape, arr.dtype, None, False, [])
-    rows = arr.shape[0] if time_chunk is None else min(time_chunk, arr.shape[0])
-    chunks = (rows, *arr.shape[1:])
-    shuffle = arr.dtype.itemsize > 1
-    data = []
-    zeros = (0,) * (arr.ndim - 1)
-    for start in range(0, arr.shape[0], rows):
-        part = arr[start:start + rows]
-        if len(part) < rows:  # edge chunks are stored at full chunk size
-            pad = np.zeros((rows - len(part), *arr.shape[1:]), arr.dtype)
-            part = np.concatenate([part, pad])
-        raw = _shuffled(part) if shuffle else memoryview(part).cast("B")
-        data.append(((start, *zeros), zlib.compress(raw, level)))
-    return Blob(name, arr.shape, arr.dtype, chunks, shuffle, data)
+class FrameChunker:
+    """An episode's frames on their way to the deflater, one ``append`` per frame (what
+    ``collect.record.run_episode`` calls). Frames are copied into a chunk buffer from the deflater
+    (shared memory when a helper process compresses) and each chunk of ``chunk_frames`` frames is
+    submitted as soon as it is full, so it is compressed while the env steps on, and the episode's
+    frames are never all held. ``finish`` submits the last chunk (padded with zero frames to the
+    chunk size, as HDF5 stores edge chunks); an episode shorter than a chunk is one chunk of its own
+    length."""
+
+    def __init__(self, deflater, chunk_frames: int, level: int):
+        self.deflater, self.chunk_frames, self.level = deflater, chunk_frames, level
+        self.jobs: list[int] = []  # one deflater job per submitted chunk
+        self.count = 0
+        self.shape = self.dtype = None
+        self.rows: int | None = None  # frames per chunk, fixed by the first submission
+        self._slot, self._buf, self._k = None, None, 0
+
+    def append(self, frame: np.ndarray) -> None:
+        buf = self._buf
+        if buf is None:
+            if self.shape is None:
+                self.shape, self.dtype = frame.shape, frame.dtype
+            self._slot, buf = self.deflater.frame_slot((self.chunk_frames, *self.shape), self.dtype)
+            self._buf, self._k = buf, 0
+        if frame.shape != self.shape or frame.dtype != self.dtype:  # no silent broadcasting
+            raise ValueError(f"frame {self.count} is {frame.shape} {frame.dtype}, the first was "
+                             f"{self.shape} {self.dtype}")
+        k = self._k
+        buf[k] = frame
+        self._k = k = k + 1
+        self.count += 1
+        if k == self.chunk_frames:
+            self._submit(k)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _submit(self, rows: int) -> None:
+        if self._k < rows:  # edge chunks are stored at full chunk size
+            self._buf[self._k:rows] = 0
+        self.rows = rows
+        nbytes = rows * self._buf[0].nbytes
+        self.jobs.append(self.deflater.submit_slot(self._slot, nbytes, self.level, COMPRESSOBJ,
+                                                   FRAME_MEM_LEVEL, 15))
+        self._slot, self._buf = None, None
+
+    def finish(self) -> FrameChunker:
+        """Submits what is left; afterwards ``blob(results)`` builds the observations blob."""
+        if self._buf is not None:
+            self._submit(self.rows or min(self.chunk_frames, self.count))
+        return self
+
+    def blob(self, results: list[bytes]) -> Blob:
+        zeros = (0,) * len(self.shape)
+        rows = self.rows
+        data = [((k * rows, *zeros), b) for k, b in enumerate(results)]
+        return Blob("observations", (self.count, *self.shape), np.dtype(self.dtype), (rows, *self.shape),
+                    False, data)
+
+
+def small_parts(rec: EpisodeRecord, level: int) -> tuple[list[tuple], list[Part]]:
+    """Every array of ``rec`` but the frames, one chunk each: (name, array, shuffle) per array with
+    data, and the ``Part`` to deflate for each (HDF5's shuffle filter applied here)."""
+    metas, parts = [], []
+    for name, arr in _flat_arrays(rec):
+        shuffle = arr.dtype.itemsize > 1
+        metas.append((name, arr, shuffle))
+        if arr.size:
+            parts.append(Part(_shuffled(arr) if shuffle else memoryview(arr).cast("B"), level))
+    return metas, parts
+
+
+def small_blobs(metas: list[tuple], results: list[bytes]) -> list[Blob]:
+    blobs, it = [], iter(results)
+    for name, arr, shuffle in metas:
+        if arr.size == 0:
+            blobs.append(Blob(name, arr.shape, arr.dtype, None, False, []))
+        else:
+            zeros = (0,) * (arr.ndim - 1)
+            blobs.append(Blob(name, arr.shape, arr.dtype, arr.shape, shuffle, [((0, *zeros), next(it))]))
+    return blobs
 
 
 def encode_frames(frames: list[np.ndarray], chunk_frames: int, level: int) -> Blob:
-    """The observations blob: ``chunk_frames`` frames per chunk, one GIL-free ``zlib`` call each."""
-    first = frames[0]
-    rows = min(chunk_frames, len(frames))
-    data = []
-    zeros = (0,) * first.ndim
-    for start in range(0, len(frames), rows):
-        part = frames[start:start + rows]
-        if len(part) < rows:  # edge chunks are stored at full chunk size
-            part = part + [np.zeros_like(first)] * (rows - len(part))
-        chunk = np.stack(part)  # (C, H, W, 3)
-        co = zlib.compressobj(level, zlib.DEFLATED, 15, FRAME_MEM_LEVEL)
-        data.append(((start, *zeros), co.compress(memoryview(chunk).cast("B")) + co.flush()))
-    return Blob("observations", (len(frames), *first.shape), first.dtype, (rows, *first.shape), False, data)
+    """The observations blob: ``chunk_frames`` frames per chunk, one ``zlib`` call each."""
+    d = InlineDeflater()
+    chunker = FrameChunker(d, chunk_frames, level)
+    for f in frames:
+        chunker.append(f)
+    chunker.finish()
+    return chunker.blob([d.result(j)[0] for j in chunker.jobs])
 
 
 def encode_small(rec: EpisodeRecord, level: int) -> list[Blob]:
     """Every array of ``rec`` but the frames, one chunk each."""
-    return [encode_array(name, arr, None, level) for name, arr in _flat_arrays(rec)]
+    metas, parts = small_parts(rec, level)
+    d = InlineDeflater()
+    return small_blobs(metas, d.result(d.submit(parts)) if parts else [])
 
 
 def encode_episode(rec: EpisodeRecord, chunk_frames: int, level: int) -> EncodedEpisode:
@@ -206,11 +267,12 @@ def _write_encoded(f: h5py.File, enc: EncodedEpisode, level: int) -> None:
             dsid.write_direct_chunk(offset, b)
     _scalar_attrs(g, {"id": rec.index, "seed": rec.seed, "policy_seed": rec.policy_seed,
                       "total_steps": rec.steps, "crc32": enc.crc32, "return": rec.episode_return})
-    a = g.attrs
-    a["options_json"] = json.dumps(rec.options, sort_keys=True)
-    for k, v in rec.options.items():  # Minari's flattened episode options
-        if isinstance(v, (bool, int, float, str, list, tuple)):
-            a[f"options/{k}"] = v
+    if rec.options:  # readers default to {} (an h5py string attribute costs ~0.15 ms per episode)
+        a = g.attrs
+        a["options_json"] = json.dumps(rec.options, sort_keys=True)
+        for k, v in rec.options.items():  # Minari's flattened episode options
+            if isinstance(v, (bool, int, float, str, list, tuple)):
+                a[f"options/{k}"] = v
 
 
 def _scalar_attrs(g: h5py.Group, values: dict) -> None:
@@ -238,6 +300,13 @@ class ShardInfo:
     max_objects: int
     max_contacts: int
 
+    def seal(self, out_dir: str | Path) -> ShardInfo:
+        """fsync the finished temp file and record its size and sha256 (GIL-free work, mostly)."""
+        path = Path(out_dir) / self.tmp
+        fsync_file(path)
+        self.sha256, self.bytes = sha256_file(path), path.stat().st_size
+        return self
+
     def entry(self) -> dict:
         """The shard's record in metadata.json."""
         return {"file": self.file, "sha256": self.sha256, "bytes": self.bytes, "episodes": self.episodes,
@@ -245,57 +314,55 @@ class ShardInfo:
                 "max_contacts": self.max_contacts}
 
 
-class _Done:
-    """A finished "future" for the unthreaded path."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
-
-
 class ShardWriter:
     """Writes episodes into ``DIR/shard-<first>.h5.tmp``; ``close()`` returns its :class:`ShardInfo`.
 
-    With ``threaded``, ``add`` hands the episode to one background thread for deflating (the costly
-    part, and GIL-free); the episode is written to the file at the next ``add`` or at ``close``, so
-    compression overlaps the stepping of the next episode. That only pays while a core is idle:
-    otherwise the thread's GIL hand-offs cost more than they save, so the collector turns it off
-    (collect.runner._idle_cores).
+    Compression goes through ``deflater`` (``collect.deflate``; default: inline, in this thread).
+    ``frame_sink()`` gives the episode's frame collector (chunks are submitted while the env steps);
+    ``add`` submits the episode's other arrays and writes the *previous* episode to the file, so
+    that a helper process has had a whole episode's time to compress it.
     """
 
     def __init__(self, out_dir: str | Path, first_index: int, chunk_frames: int = 16, level: int = 3,
-                 threaded: bool = True):
+                 deflater=None):
         self.out_dir = Path(out_dir)
         self.name = shard_name(first_index)
         self.tmp = self.out_dir / (self.name + TMP_SUFFIX)
         self.chunk_frames, self.level = chunk_frames, level
+        self.deflater = deflater if deflater is not None else InlineDeflater()
         self.file = h5py.File(self.tmp, "w", libver=("v110", "v110"))
         self.file.attrs["format"] = FORMAT
         self.file.attrs["format_version"] = FORMAT_VERSION
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="shard-deflate") if threaded else None
-        self.pending: tuple | None = None  # (record, future of its EncodedEpisode)
+        self.pending: tuple | None = None  # (record, its FrameChunker, small-array metas, deflater job)
         self.episodes: list[int] = []
         self.steps: list[int] = []
         self.returns: list[float] = []
         self.max_objects = self.max_contacts = 0
         self.nbytes = 0  # compressed payload so far (the size bound uses it)
 
+    def frame_sink(self) -> FrameChunker:
+        """Pass to ``run_episode(..., frames=)``: the episode's frames go to the deflater as they come."""
+        return FrameChunker(self.deflater, self.chunk_frames, self.level)
+
     def add(self, rec: EpisodeRecord) -> None:
         self._flush()
-        if self.pool is not None:
-            pending = self.pool.submit(encode_episode, rec, self.chunk_frames, self.level)
-        else:
-            pending = _Done(encode_episode(rec, self.chunk_frames, self.level))
-        self.pending = (rec, pending)
+        frames = rec.frames
+        if not isinstance(frames, FrameChunker):  # a record with its frames in a list
+            frames = self.frame_sink()
+            for f in rec.frames:
+                frames.append(f)
+        frames.finish()
+        metas, parts = small_parts(rec, self.level)
+        self.pending = (rec, frames, metas, self.deflater.submit(parts) if parts else None)
 
     def _flush(self) -> None:
         if self.pending is None:
             return
-        rec, pending = self.pending
+        rec, frames, metas, job = self.pending
         self.pending = None
-        enc = pending.result()
+        d = self.deflater
+        obs = frames.blob([d.result(j)[0] for j in frames.jobs])
+        enc = _combine(rec, [obs, *small_blobs(metas, d.result(job) if job is not None else [])])
         _write_encoded(self.file, enc, self.level)
         self.episodes.append(rec.index)
         self.steps.append(rec.steps)
@@ -310,19 +377,20 @@ class ShardWriter:
     def bytes_estimate(self) -> int:
         return self.nbytes
 
-    def close(self) -> ShardInfo:
+    def close(self, seal: bool = True) -> ShardInfo:
+        """Writes the last episode and closes the file. ``seal``: also fsync it and fill in its size
+        and sha256 (else the caller calls ``info.seal(out_dir)`` later, e.g. in another thread)."""
         self._flush()
-        if self.pool is not None:
-            self.pool.shutdown()
         self.file.attrs["episodes"] = np.asarray(self.episodes, np.int64)
         self.file.close()
-        fsync_file(self.tmp)
-        return ShardInfo(self.name, self.tmp.name, sha256_file(self.tmp), self.tmp.stat().st_size,
-                         self.episodes, self.steps, self.returns, self.max_objects, self.max_contacts)
+        info = ShardInfo(self.name, self.tmp.name, "", 0, self.episodes, self.steps, self.returns,
+                         self.max_objects, self.max_contacts)
+        if seal:
+            info.seal(self.out_dir)
+        return info
 
     def abort(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        self.pending = None
         self.file.close()
         self.tmp.unlink(missing_ok=True)
 

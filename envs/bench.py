@@ -4,6 +4,8 @@
     python -m envs.bench --size 256 --seconds 2
     python -m envs.bench --returns             # heuristic vs random mean episode return
     python -m envs.bench --vec                 # make_vec async (2 procs) vs one process
+    python -m envs.bench --vec --pin           # ... with each worker pinned to its own core
+    python -m envs.bench --vec --vec-kwargs '{"context": "fork", "shared_memory": false}'
 
 Scenes are measured in alternating rounds so that ratios hold while the machine's speed drifts;
 the median round is reported. By default the process is pinned to one core (``--cpu``), which is
@@ -63,12 +65,22 @@ def mean_return(env_id: str, policy: str, seeds, max_steps: int) -> float:
     return float(np.mean(totals))
 
 
-def vec_speedup(env_id: str, seconds: float) -> tuple[float, float]:
+def pin_workers(venv) -> None:
+    """Each AsyncVectorEnv worker on its own core (round robin over the cores this process may use)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    for k, proc in enumerate(venv.processes):
+        os.sched_setaffinity(proc.pid, {cpus[k % len(cpus)]})
+
+
+def vec_speedup(env_id: str, seconds: float, vector_kwargs: dict | None = None,
+                pin: bool = False) -> tuple[float, float]:
     """Steps/s of one process and of make_vec(num_envs=2, async), counting env-steps."""
     single = gym.make(env_id)
     single.reset(seed=0)
     one = steps_per_second(single, seconds)
-    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="async")
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", vector_kwargs=vector_kwargs or {})
+    if pin:
+        pin_workers(venv)
     venv.reset(seed=0)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -90,6 +102,8 @@ def main(argv=None) -> None:
     ap.add_argument("--returns", action="store_true", help="also heuristic vs random returns")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per policy for --returns")
     ap.add_argument("--vec", action="store_true", help="make_vec async x2 vs one process instead")
+    ap.add_argument("--vec-kwargs", default="{}", help="JSON vector_kwargs for make_vec (with --vec)")
+    ap.add_argument("--pin", action="store_true", help="with --vec: pin each worker to its own core")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -97,8 +111,9 @@ def main(argv=None) -> None:
            if not args.scenes or i.split("/")[1].rsplit("-", 1)[0] in args.scenes.split(",")]
     result: dict = {"size": args.size}
     if args.vec:
+        vector_kwargs = json.loads(args.vec_kwargs)
         for env_id in ids:
-            one, two = vec_speedup(env_id, args.seconds * args.rounds)
+            one, two = vec_speedup(env_id, args.seconds * args.rounds, vector_kwargs, args.pin)
             result[env_id] = {"one_process": one, "async_x2": two, "speedup": two / one}
             print(f"{env_id:36s} one {one:8,.0f}  async x2 {two:8,.0f} steps/s  speed-up {two / one:.2f}x")
     else:

@@ -6,6 +6,11 @@ sub-environments assuming equal shapes (``make_vec`` then crashes or hangs). Any
 kept per sub-environment in an object array, which is what ground truth needs. Both classes behave
 as what the design names: a read-only mapping of fresh numpy arrays, and (K, 2) int64 id pairs
 (``np.asarray(info["contacts"])``); both pickle, so async vector envs can send them.
+
+Async vector envs pickle every step's ``info`` in the worker and unpickle it in the main process,
+which is on the critical path of each vector step. So an ``ObjectState`` pickles as a single bytes
+blob plus a one-string layout, and unpickles *lazily*: the arrays are cut out of the blob the first
+time they are read, and a state that is only passed on (pickled again) is never decoded at all.
 """
 from __future__ import annotations
 
@@ -33,11 +38,16 @@ class ObjectState(Mapping):
         return len(self._fields)
 
     def __reduce__(self):
-        """Pickles as one bytes blob plus a layout: async vector envs send ``info`` through a pipe
-        every step, and this is ~2x cheaper than pickling ten arrays one by one."""
-        layout = tuple((k, a.dtype.str, a.shape) for k, a in self._fields.items())
-        blob = b"".join(np.ascontiguousarray(a).tobytes() for a in self._fields.values())
-        return (_unpack_state, (layout, blob))
+        """One bytes blob plus a layout string (cached per field schema): ~3x cheaper to pickle and
+        ~10x cheaper to unpickle than ten arrays (decoding waits for the first read)."""
+        fields = self._fields
+        schema = tuple([(k, a.dtype, a.shape[1:]) for k, a in fields.items()])  # dtype.str is slow
+        layout = _LAYOUTS.get(schema)
+        if layout is None:
+            layout = _LAYOUTS[schema] = ";".join(f"{k}:{dt.str}:{','.join(map(str, shape))}"
+                                                  for k, dt, shape in schema)
+        rows = len(next(iter(fields.values()))) if fields else 0
+        return (_unpack_state, (layout, rows, b"".join([a.tobytes() for a in fields.values()])))
 
     def __eq__(self, other) -> bool:
         """Exact equality of every field (dtype, shape and values)."""
@@ -60,16 +70,53 @@ class ObjectState(Mapping):
         return f"ObjectState({self.num_objects} objects: {', '.join(self._fields)})"
 
 
-def _unpack_state(layout, blob: bytes) -> ObjectState:
-    """Inverse of ``ObjectState.__reduce__``: writeable views into one fresh buffer."""
-    buf = np.frombuffer(bytearray(blob), np.uint8)
-    fields, offset = {}, 0
-    for name, dtype, shape in layout:
-        dt = np.dtype(dtype)
-        end = offset + math.prod(shape) * dt.itemsize
-        fields[name] = buf[offset:end].view(dt).reshape(shape)
-        offset = end
-    return ObjectState(fields)
+_LAYOUTS: dict = {}  # field schema → layout string (pickling side)
+_PARSED: dict = {}  # layout string → [(name, dtype, row shape, bytes per row)] (unpickling side)
+
+
+class _PackedState(ObjectState):
+    """An unpickled ``ObjectState`` whose arrays are still one blob: the ``_fields`` slot is filled
+    on first use (an unset slot raises AttributeError, which lands in ``__getattr__``)."""
+
+    __slots__ = ("_packed",)
+
+    def __getattr__(self, name: str):
+        if name != "_fields":
+            raise AttributeError(name)
+        layout, rows, blob = self._packed
+        buf = np.frombuffer(bytearray(blob), np.uint8)  # one writeable copy: fresh arrays
+        fields, offset = {}, 0
+        for key, dt, shape, row_bytes in _parse(layout):
+            end = offset + rows * row_bytes
+            fields[key] = buf[offset:end].view(dt).reshape((rows, *shape))
+            offset = end
+        self._fields = fields
+        self._packed = None
+        return fields
+
+    def __reduce__(self):
+        packed = self._packed  # not decoded yet: pass the blob on as it came
+        return (_unpack_state, packed) if packed is not None else super().__reduce__()
+
+
+def _parse(layout: str) -> list:
+    parsed = _PARSED.get(layout)
+    if parsed is None:
+        parsed = []
+        for item in layout.split(";") if layout else ():
+            key, dt, shape = item.rsplit(":", 2)
+            shape = tuple(int(x) for x in shape.split(",")) if shape else ()
+            dt = np.dtype(dt)
+            parsed.append((key, dt, shape, dt.itemsize * math.prod(shape)))
+        _PARSED[layout] = parsed
+    return parsed
+
+
+def _unpack_state(layout: str, rows: int, blob: bytes) -> ObjectState:
+    """Inverse of ``ObjectState.__reduce__`` (decoded lazily into writeable arrays)."""
+    state = _PackedState.__new__(_PackedState)
+    state._packed = (layout, rows, blob)
+    return state
 
 
 class Contacts(tuple):

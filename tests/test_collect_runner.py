@@ -26,14 +26,17 @@ def shard_entries(out):
 
 
 def test_dataset_is_identical_across_runs_and_worker_counts(tmp_path):
-    """Shard files are byte-identical whether one process or two worker processes wrote them."""
-    make_dataset(tmp_path / "a", workers=1)
-    make_dataset(tmp_path / "b", workers=1)
+    """Shard files are byte-identical whether one process or two worker processes wrote them, and
+    whether zlib ran inline or in deflate helper processes."""
+    assert make_dataset(tmp_path / "a", workers=1, deflate="inline").deflate == "inline"
+    assert make_dataset(tmp_path / "b", workers=1, deflate="process").deflate == "process"
     make_dataset(tmp_path / "c", workers=2)
-    a, b, c = (shard_entries(tmp_path / x) for x in "abc")
-    assert a == b == c and len(a) == 3
+    assert make_dataset(tmp_path / "d", workers=2, deflate="process").deflate == "process"
+    a, b, c, d = (shard_entries(tmp_path / x) for x in "abcd")
+    assert a == b == c == d and len(a) == 3
     for f, *_ in a:
-        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "c" / f).read_bytes()
+        ref = (tmp_path / "a" / f).read_bytes()
+        assert all((tmp_path / x / f).read_bytes() == ref for x in "bcd")
 
 
 def _env():
@@ -145,6 +148,7 @@ def run_cli(argv, capsys):
     (["--options", '{"gravty": 1}'], "unknown option(s) ['gravty']"),
     (["--size", "8"], "width must be an integer in [32, 512]"),
     (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+    (["--deflate", "gpu"], "--deflate must be auto, process or inline"),
 ])
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, message):
     code, err = run_cli(["--out", str(tmp_path / "x"), "--episodes", "1", "--no-progress", *argv], capsys)
