@@ -23,12 +23,7 @@ SCENE = "WorldGym/BouncingBalls-v0"
 K = 3  # the micro model's attention window (frames)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save_run(run: Path, continuous: bool = False) -> Path:

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from evaluate import transfer
 
@@ -44,12 +43,7 @@ def checkpoint(tmp_path_factory):
     return run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_transfer_cli_writes_a_valid_json_with_the_ratio_by_its_formula(checkpoint, tmp_path):

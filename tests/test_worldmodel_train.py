@@ -39,12 +39,7 @@ def _weights(run, stage):
     return load_file(str(Path(run) / stage / "model.safetensors"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_loss_decreases_on_a_small_dataset(tmp_path):
