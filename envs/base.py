@@ -31,6 +31,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from envs import options as scene_options
+from envs.actions import check_action
 from envs.kinds import KIND_INDEX
 from envs.palette import Palette
 from envs.render import Canvas
@@ -320,29 +321,7 @@ class PymunkScene(gym.Env, EzPickle):
 
     # ------------------------------------------------------------------ actions and frames
     def _check_action(self, action):
-        if self.continuous:
-            arr = np.asarray(action)
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"{type(self).__name__} expects a float array of shape "
-                                f"({self.CONTINUOUS_DIM},), got {action!r}")
-            if arr.size != self.CONTINUOUS_DIM:
-                raise ValueError(f"{type(self).__name__} expects an action of shape "
-                                 f"({self.CONTINUOUS_DIM},), got shape {arr.shape}")
-            arr = arr.astype(np.float64).reshape(self.CONTINUOUS_DIM)
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"action contains NaN or inf: {arr}")
-            if np.any(np.abs(arr) > 1.0 + 1e-6):
-                raise ValueError(f"action {arr} is outside [-1, 1]")
-            return np.clip(arr, -1.0, 1.0)
-        if isinstance(action, np.ndarray) and action.size == 1 and action.dtype.kind in "iu":
-            action = action.reshape(()).item()
-        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            raise TypeError(f"{type(self).__name__} expects an integer action in "
-                            f"[0, {self.action_space.n}), got {action!r} ({type(action).__name__})")
-        if not 0 <= action < self.action_space.n:
-            raise ValueError(f"action {action} is out of range [0, {self.action_space.n}); "
-                             f"actions: {dict(enumerate(self.ACTIONS))}")
-        return int(action)
+        return check_action(self.action_space, action, type(self).__name__, self.ACTIONS, np.float64)
 
     def _render_frame(self) -> np.ndarray:
         self.canvas.clear(self.palette.background)

@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from envs.actions import check_action as _check_action
 from worldmodel.dynamics import DynamicsState
 
 TERMINATION_MODES = ("sample", "threshold", "off")
@@ -69,25 +70,7 @@ def terminate(mode: str, p: float, rng: np.random.Generator) -> bool:
 # ---------------------------------------------------------------------- checks
 def check_action(space: spaces.Space, action):
     """One action of ``space`` -> int (Discrete) or float32 array (Box); a clear error otherwise."""
-    if isinstance(space, spaces.Discrete):
-        a = action
-        if isinstance(a, np.ndarray) and a.size == 1 and a.dtype.kind in "iu":
-            a = a.reshape(()).item()
-        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"the dream expects an integer action in [0, {space.n}), got {action!r} "
-                            f"({type(action).__name__})")
-        if not 0 <= a < space.n:
-            raise ValueError(f"action {a} is out of range [0, {space.n})")
-        return int(a)
-    arr = np.asarray(action)
-    if arr.dtype.kind not in "fiu" or arr.size != int(np.prod(space.shape)):
-        raise ValueError(f"the dream expects a float action of shape {space.shape}, got {action!r}")
-    arr = arr.astype(np.float32).reshape(space.shape)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"action contains NaN or inf: {arr}")
-    if np.any(arr < space.low - 1e-6) or np.any(arr > space.high + 1e-6):
-        raise ValueError(f"action {arr} is outside [{space.low}, {space.high}]")
-    return np.clip(arr, space.low, space.high)
+    return _check_action(space, action, "the dream")
 
 
 def _random_action(space: spaces.Space, rng: np.random.Generator):
