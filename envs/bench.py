@@ -6,6 +6,7 @@
     python -m envs.bench --vec                 # make_vec async (2 procs) vs one process
     python -m envs.bench --vec --pin           # ... with each worker pinned to its own core
     python -m envs.bench --vec --vec-kwargs '{"context": "fork", "shared_memory": false}'
+    python -m envs.bench --vec --ceiling       # ... and what a busy-wait env of each scene's step time gets
 
 Scenes are measured in alternating rounds so that ratios hold while the machine's speed drifts;
 the median round is reported. By default the process is pinned to one core (``--cpu``), which is
@@ -72,13 +73,29 @@ def pin_workers(venv) -> None:
         os.sched_setaffinity(proc.pid, {cpus[k % len(cpus)]})
 
 
-def vec_speedup(env_id: str, seconds: float, vector_kwargs: dict | None = None,
-                pin: bool = False) -> tuple[float, float]:
-    """Steps/s of one process and of make_vec(num_envs=2, async), counting env-steps."""
-    single = gym.make(env_id)
-    single.reset(seed=0)
-    one = steps_per_second(single, seconds)
-    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", vector_kwargs=vector_kwargs or {})
+class BusyEnv(gym.Env):
+    """A stand-in scene that only burns ``step_us`` of CPU per step and returns a blank frame with an
+    empty ``info``: what any env of that step time gets from an async vector env on this machine.
+    Like a scene, it hands out a fresh frame every call (users keep what they are given)."""
+
+    def __init__(self, step_us: float = 300.0, size: int = 64):
+        self.step_us = step_us
+        self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(self.observation_space.shape, np.uint8), {}
+
+    def step(self, action):
+        until = time.perf_counter() + self.step_us * 1e-6
+        while time.perf_counter() < until:
+            pass
+        return np.zeros(self.observation_space.shape, np.uint8), 0.0, False, False, {}
+
+
+def _async_rate(venv, seconds: float, pin: bool) -> float:
+    """Env-steps/s of a 2-env vector env, stepped with random actions for ``seconds``."""
     if pin:
         pin_workers(venv)
     venv.reset(seed=0)
@@ -87,9 +104,31 @@ def vec_speedup(env_id: str, seconds: float, vector_kwargs: dict | None = None,
         for _ in range(20):
             venv.step(venv.action_space.sample())
         n += 40
-    two = n / (time.perf_counter() - start)
+    rate = n / (time.perf_counter() - start)
     venv.close()
-    return one, two
+    return rate
+
+
+def vec_speedup(env_id: str, seconds: float, vector_kwargs: dict | None = None,
+                pin: bool = False, size: int = 64) -> tuple[float, float]:
+    """Steps/s of one process and of make_vec(num_envs=2, async), counting env-steps."""
+    single = gym.make(env_id, width=size, height=size)
+    single.reset(seed=0)
+    one = steps_per_second(single, seconds)
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", vector_kwargs=vector_kwargs or {},
+                        width=size, height=size)
+    return one, _async_rate(venv, seconds, pin)
+
+
+def busy_speedup(step_us: float, seconds: float, vector_kwargs: dict | None = None,
+                 pin: bool = False, size: int = 64) -> float:
+    """Async x2 / one process for a :class:`BusyEnv` of ``step_us``: the machine's ceiling for a scene
+    of that step time (IPC wake-ups and two busy cores, none of the scene's own payload)."""
+    env = BusyEnv(step_us, size)
+    env.reset(seed=0)
+    one = steps_per_second(env, seconds)
+    venv = gym.vector.AsyncVectorEnv([lambda: BusyEnv(step_us, size)] * 2, **(vector_kwargs or {}))
+    return _async_rate(venv, seconds, pin) / one
 
 
 def main(argv=None) -> None:
@@ -104,6 +143,8 @@ def main(argv=None) -> None:
     ap.add_argument("--vec", action="store_true", help="make_vec async x2 vs one process instead")
     ap.add_argument("--vec-kwargs", default="{}", help="JSON vector_kwargs for make_vec (with --vec)")
     ap.add_argument("--pin", action="store_true", help="with --vec: pin each worker to its own core")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="with --vec: also a busy-wait env of each scene's step time (what any env gets)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -112,10 +153,20 @@ def main(argv=None) -> None:
     result: dict = {"size": args.size}
     if args.vec:
         vector_kwargs = json.loads(args.vec_kwargs)
+        seconds = args.seconds * args.rounds
         for env_id in ids:
-            one, two = vec_speedup(env_id, args.seconds * args.rounds, vector_kwargs, args.pin)
+            one, two = vec_speedup(env_id, seconds, vector_kwargs, args.pin, args.size)
             result[env_id] = {"one_process": one, "async_x2": two, "speedup": two / one}
-            print(f"{env_id:36s} one {one:8,.0f}  async x2 {two:8,.0f} steps/s  speed-up {two / one:.2f}x")
+            line = f"{env_id:36s} one {one:8,.0f}  async x2 {two:8,.0f} steps/s  speed-up {two / one:.2f}x"
+            if args.ceiling:
+                ceiling = busy_speedup(1e6 / one, seconds, vector_kwargs, args.pin, args.size)
+                result[env_id]["busy_env_speedup"] = ceiling
+                line += f"  (busy-wait env of {1e6 / one:.0f} us/step: {ceiling:.2f}x)"
+            print(line, flush=True)
+        if args.ceiling:
+            for us in (1000, 3000):
+                result[f"busy_{us}us"] = r = busy_speedup(us, seconds, vector_kwargs, args.pin, args.size)
+                print(f"busy-wait env of {us} us/step: async x2 speed-up {r:.2f}x", flush=True)
     else:
         if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {args.cpu})
