@@ -27,6 +27,12 @@ DEVICE=${DEVICE:-cuda}
 SCENES_TINY=${SCENES_TINY:-""}      # e.g. "FallingLeaves Platformer": more tiny runs after bb_tiny
 TINY_BATCH=${TINY_BATCH:-128}    # dynamics windows per step (tiny); the tokenizer uses the same number of frames
 SMALL_BATCH=${SMALL_BATCH:-48}
+# Continue a packed `tiny` run instead of starting bb_tiny afresh (carry its directory to the device):
+# CONTINUE=runs/gpu/bb_tiny2 resumes its dynamics stage to CONTINUE_STEPS optimizer steps (the cosine
+# schedule is stretched to the new total; the packed runs hold no optimizer state, so Adam restarts).
+# An H100 ran `tiny` at batch 128 at 12.6 steps/s: 1,655 + 6,000 steps ≈ 8 minutes (set MINUTES above that).
+CONTINUE=${CONTINUE:-""}
+CONTINUE_STEPS=${CONTINUE_STEPS:-7600}
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$OUT" $W/logs
@@ -73,7 +79,12 @@ train() {  # name data preset extra-args...
 TINY=(--set "train.tokenizer_batch=$TINY_BATCH" "train.dynamics_batch=$TINY_BATCH" train.eval_every=100000
       train.checkpoint_every=1000 train.dynamics_steps=100000 train.tokenizer_steps=100000
       train.tokenizer_time_fraction=0.25)
-train bb_tiny $W/data/bb tiny "${TINY[@]}"
+if [ -n "$CONTINUE" ]; then
+    rm -rf "$W/runs/bb_tiny" && mkdir -p "$W/runs" && cp -r "$CONTINUE" "$W/runs/bb_tiny"
+    train bb_tiny $W/data/bb tiny --resume --stage dynamics --steps "$CONTINUE_STEPS" "${TINY[@]}"
+else
+    train bb_tiny $W/data/bb tiny "${TINY[@]}"
+fi
 for s in $SCENES_TINY; do train "${s}_tiny" "$W/data/$s" tiny "${TINY[@]}"; done
 if [ "${SMALL:-0}" = 1 ]; then
     train bb_small $W/data/bb small --set train.tokenizer_batch=128 "train.dynamics_batch=$SMALL_BATCH" \
