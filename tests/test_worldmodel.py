@@ -57,6 +57,25 @@ def test_config_json_round_trip(name):
     assert isinstance(again.tokenizer.channels, tuple) and isinstance(again.dynamics.grid, tuple)
 
 
+def test_checkpoint_activations_flags_round_trip_and_parse_from_set():
+    from worldmodel.train import apply_overrides
+
+    cfg = micro_cfg()
+    assert not cfg.tokenizer.checkpoint_activations and not cfg.dynamics.checkpoint_activations
+    on = apply_overrides(cfg, ["dynamics.checkpoint_activations=true",
+                               "tokenizer.checkpoint_activations=True"])
+    assert on.dynamics.checkpoint_activations is True and on.tokenizer.checkpoint_activations is True
+    again = WorldModelConfig.from_json(on.to_json())
+    assert again == on and again.dynamics.checkpoint_activations is True
+    off = apply_overrides(on, ["dynamics.checkpoint_activations=False", "tokenizer.checkpoint_activations=0"])
+    assert off.dynamics.checkpoint_activations is False and off.tokenizer.checkpoint_activations is False
+    with pytest.raises(ValueError, match="checkpoint_activations"):
+        apply_overrides(cfg, ["dynamics.checkpoint_activations=maybe"])
+    for name in ("tiny", "small", "base", "seed163m"):  # on where it was measured to help (config.py)
+        p = preset(name)
+        assert p.dynamics.checkpoint_activations == p.tokenizer.checkpoint_activations == (name == "seed163m")
+
+
 def test_config_rejects_unknown_keys():
     d = preset("tiny").to_dict()
     d["dynamics"]["nonsense"] = 1
@@ -141,6 +160,90 @@ def test_quantizer_restarts_dead_codes_and_reports_usage():
     assert float(q.usage) < 1.0  # the window that just ended had dead codes ...
     assert float(q.codebook[:10].abs().max()) < 50  # ... and they were moved onto the data
     assert 1.0 <= float(out.perplexity) <= 64
+
+
+def _loss_and_grads(module, loss_fn):
+    module.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+def _assert_same(ref, got):
+    assert torch.allclose(ref[0], got[0], rtol=1e-6, atol=1e-7), (ref[0], got[0])
+    assert ref[1].keys() == got[1].keys() and ref[1]
+    for name, g in ref[1].items():
+        assert torch.allclose(g, got[1][name], rtol=1e-5, atol=1e-7), name
+
+
+@pytest.mark.parametrize("encoder", ["patch", "conv"])
+def test_tokenizer_activation_checkpointing_gives_the_same_loss_and_gradients(encoder, monkeypatch):
+    import copy
+
+    import worldmodel.tokenizer as tokenizer_module
+
+    calls = []
+
+    def counting(fn, *args, **kw):
+        calls.append(type(fn).__name__)
+        return torch.utils.checkpoint.checkpoint(fn, *args, **kw)
+
+    monkeypatch.setattr(tokenizer_module, "checkpoint", counting)
+    torch.manual_seed(0)
+    cfg = micro_cfg().tokenizer
+    cfg.encoder = encoder
+    fresh = Tokenizer(cfg).train()
+    frames = balls(4)
+    results = []
+    for on in (False, True):
+        tok = copy.deepcopy(fresh)  # the quantizer's EMA buffers change in a training forward
+        tok.cfg.checkpoint_activations = on
+        results.append(_loss_and_grads(tok, lambda t=tok: t.compute_loss(frames).loss))
+    _assert_same(*results)
+    blocks = cfg.res_blocks * len(cfg.channels) + (cfg.encoder_blocks if encoder == "patch" else
+                                                   cfg.res_blocks * len(cfg.channels))
+    assert len(calls) == blocks and set(calls) <= {"ResBlock", "PatchBlock"}
+    calls.clear()
+    tok.encode(frames), tok.decode(tok.encode(frames))  # no grad: nothing is checkpointed
+    tok.eval().decoder(tok.quantizer.lookup(tok.encode(frames))).sum().backward()  # eval mode: neither
+    assert calls == []
+
+
+def test_dynamics_activation_checkpointing_gives_the_same_loss_and_gradients(monkeypatch):
+    import worldmodel.dynamics as dynamics_module
+
+    calls = []
+
+    def counting(fn, *args, **kw):
+        calls.append(kw.get("use_reentrant"))
+        return torch.utils.checkpoint.checkpoint(fn, *args, **kw)
+
+    monkeypatch.setattr(dynamics_module, "checkpoint", counting)
+    torch.manual_seed(0)
+    cfg = micro_cfg()  # K = 3 < T - 1 = 5 groups: the cache is trimmed inside the window
+    dyn = Dynamics(cfg.dynamics, cfg.action_space).train()
+    tokens, actions = random_tokens(2, 6, cfg), torch.randint(0, 3, (2, 5))
+    z, seeds = torch.zeros(2, 5), torch.tensor([3, 4])
+    results = []
+    for on in (False, True):
+        dyn.cfg.checkpoint_activations = on
+        results.append(_loss_and_grads(dyn, lambda: dyn.compute_loss(tokens, actions, z, z, seeds).loss))
+    _assert_same(*results)
+    assert results[1][1].keys() == {n for n, p in dyn.named_parameters()}  # every parameter got a gradient
+    assert calls == [False] * (5 * cfg.dynamics.n_layers)  # every block of every group, non-reentrant
+    # generation (no grad) and evaluation run plainly, with the same results as without the flag
+    calls.clear()
+    dyn.eval()
+    state = dyn.start(tokens[:, :3])
+    pred, _, _ = dyn.predict(state, actions[:, 0], temperature=0.0)
+    with torch.no_grad():
+        dyn.train()
+        _forward(dyn, tokens, actions)
+    assert calls == []
+    dyn.cfg.checkpoint_activations = False
+    dyn.eval()
+    again, _, _ = dyn.predict(dyn.start(tokens[:, :3]), actions[:, 0], temperature=0.0)
+    assert torch.equal(pred, again)
 
 
 def test_foreground_mask_finds_small_objects():

@@ -3,11 +3,25 @@
     python -m worldmodel.bench --preset tiny --device cpu --threads 2
     python -m worldmodel.bench --checkpoint runs/bb --device cuda
     python -m worldmodel.bench --preset seed163m --device cuda --train-batch 2 --train-frames 16
+    python -m worldmodel.bench --preset small --threads 1 --no-generate --train-stages dynamics \
+        --warmup 0 --repeats 1 --set dynamics.checkpoint_activations=true train.dynamics_batch=4
 
 Generation is measured end to end (context encoding excluded, then per frame: ``maskgit_steps``
 transformer passes + decoding to uint8 pixels), single stream (batch 1) and batched (batch 64), after
 a warm-up. A training step is forward + backward + AdamW on one batch, for each stage (bf16 autocast
-on CUDA, as in training). Peak memory: CUDA's max allocated, or the process's peak RSS on CPU.
+on CUDA, as in training); the optimizer state exists before the first step (a zero-gradient step),
+so every step's memory is the steady state's.
+
+Peak memory, per measurement: on CUDA the max allocated; on CPU the process's peak resident set size
+(VmHWM, reset through /proc/self/clear_refs before each measurement on Linux). ``peak_mb`` is that
+peak; ``peak_delta_mb`` (training) is the peak minus what was in use when the stage started (weights
+of both stages, optimizer state, the batch): activations, gradients and workspace. On CPU the figure
+is cleanest with one stage per process (``--no-generate --train-stages STAGE``): memory the allocator
+kept from an earlier measurement is counted in the baseline and reused, which hides part of the delta.
+glibc also keeps freed mid-sized blocks mapped, so the RSS peak exceeds the tensors' peak; run with
+``MALLOC_MMAP_THRESHOLD_=131072`` (every block of 128 kB or more is then its own mapping, returned when
+freed) for an RSS close to what the tensors need. ``--set dynamics.checkpoint_activations=true|false``
+(and ``tokenizer.``) compares activation checkpointing on and off.
 """
 from __future__ import annotations
 
@@ -22,7 +36,9 @@ import torch
 
 from worldmodel.config import preset
 from worldmodel.model import WorldModel
-from worldmodel.train import make_optimizer
+from worldmodel.train import apply_overrides, make_optimizer
+
+STAGES = ("tokenizer", "dynamics")
 
 
 def parse_args(argv=None):
@@ -36,11 +52,28 @@ def parse_args(argv=None):
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="generation batch sizes")
     p.add_argument("--frames", type=int, default=30, help="timed generated frames per batch size")
     p.add_argument("--context", type=int, default=4, help="context frames")
-    p.add_argument("--train-batch", type=int, default=None, help="dynamics windows per training step")
-    p.add_argument("--train-frames", type=int, default=None, help="frames per training window")
+    p.add_argument("--no-generate", action="store_true", help="skip the generation timing")
+    p.add_argument("--train-batch", type=int, default=None,
+                   help="dynamics windows per training step; None: the config's train.dynamics_batch "
+                        "(the tokenizer's batch is train.tokenizer_batch: see --set)")
+    p.add_argument("--train-frames", type=int, default=None,
+                   help="frames per training window; None: the config's dynamics.train_frames")
+    p.add_argument("--train-stages", nargs="+", choices=STAGES, default=list(STAGES),
+                   help="training stages to time")
+    p.add_argument("--warmup", type=int, default=1, help="untimed training steps per stage before timing")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed training steps per stage (the median is shown)")
     p.add_argument("--no-train", action="store_true", help="skip the training step timing")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="config overrides as in worldmodel.train, e.g. --set "
+                        "dynamics.checkpoint_activations=true tokenizer.checkpoint_activations=true "
+                        "train.tokenizer_batch=4 (with --checkpoint only settings read at run time make "
+                        "sense: checkpointing, batch sizes)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        p.error("--repeats must be at least 1 and --warmup at least 0")
+    return args
 
 
 def _sync(device: torch.device) -> None:
@@ -48,9 +81,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in MB; None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak(device: torch.device) -> None:
+    """Starts a new peak-memory measurement: CUDA's peak stats, or on CPU the process's peak RSS (Linux:
+    writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS; elsewhere the peak stays the
+    process's peak since it started)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _current_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    rss = _proc_status_mb("VmRSS")
+    return rss if rss is not None else _peak_mb(device)
+
+
 def _peak_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
@@ -74,8 +143,7 @@ def generation_speed(model: WorldModel, batch: int, frames: int, context: int) -
     space = model.cfg.action_space
     acts = (torch.zeros(batch, dtype=torch.long) if space["type"] == "discrete"
             else torch.zeros(batch, *space["shape"]))
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    _reset_peak(dev)
     state = model.reset(ctx, seed=0)
     for _ in range(3):  # warm-up
         model.step(state, acts)
@@ -89,66 +157,89 @@ def generation_speed(model: WorldModel, batch: int, frames: int, context: int) -
             "passes_per_frame": model.cfg.dynamics.maskgit_steps, "peak_mb": _peak_mb(dev)}
 
 
-def train_step_time(model: WorldModel, batch: int, frames: int, repeats: int = 3) -> dict:
-    dev = model.device
-    cfg = model.cfg
+def _prime(opt: torch.optim.Optimizer) -> None:
+    """Creates the optimizer state with a zero-gradient step (no weight decay in the benchmark, so the
+    weights do not change): the first timed step then holds the same memory as every later one."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p.grad = torch.zeros_like(p)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def _time_steps(module, loss_fn, dev: torch.device, warmup: int, repeats: int) -> dict:
+    """forward + backward + AdamW on one batch, ``warmup`` untimed then ``repeats`` timed steps."""
     cuda = dev.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    out = {}
-    # tokenizer
-    tb = cfg.train.tokenizer_batch
-    size = (tb, cfg.tokenizer.height, cfg.tokenizer.width, 3)
-    x = torch.randint(0, 255, size, dtype=torch.uint8, device=dev)
-    opt = make_optimizer(model.tokenizer, 1e-4, 0.0)
-    model.tokenizer.train()
-    times = []
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(dev)
-    for _ in range(repeats + 1):
-        _sync(dev)
-        t = time.perf_counter()
-        with autocast:
-            loss = model.tokenizer.compute_loss(x).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        _sync(dev)
-        times.append(time.perf_counter() - t)
-    out["tokenizer"] = {"batch": tb, "s_per_step": float(np.median(times[1:])), "peak_mb": _peak_mb(dev)}
-    del opt
-    model.tokenizer.eval()
-    # dynamics
-    h, w = cfg.tokenizer.grid
-    V = cfg.tokenizer.codebook_size
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, V, (batch, frames, h, w), generator=g).to(dev)
-    space = cfg.action_space
-    if space["type"] == "discrete":
-        acts = torch.randint(0, space["n"], (batch, frames - 1), generator=g).to(dev)
-    else:
-        acts = torch.rand(batch, frames - 1, *space["shape"], generator=g).to(dev)
-    zeros = torch.zeros(batch, frames - 1, device=dev)
-    seeds = torch.arange(batch)
-    opt = make_optimizer(model.dynamics, 1e-4, 0.0)
-    model.dynamics.train()
-    times = []
+    opt = make_optimizer(module, 1e-4, 0.0)
+    module.train()
+    _prime(opt)
     if cuda:
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(dev)
-    for _ in range(repeats + 1):
+    _sync(dev)
+    start = _current_mb(dev)
+    _reset_peak(dev)
+    times = []
+    for i in range(warmup + repeats):
         _sync(dev)
         t = time.perf_counter()
         with autocast:
-            loss = model.dynamics.compute_loss(tokens, acts, zeros, zeros, seeds).loss
+            loss = loss_fn()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        del loss
         _sync(dev)
-        times.append(time.perf_counter() - t)
-    out["dynamics"] = {"batch": batch, "frames": frames, "s_per_step": float(np.median(times[1:])),
-                       "peak_mb": _peak_mb(dev)}
-    model.dynamics.eval()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    peak = _peak_mb(dev)
+    module.eval()
+    del opt
+    return {"s_per_step": float(np.median(times)), "steps_timed": repeats, "peak_mb": peak,
+            "peak_delta_mb": peak - start, "checkpoint_activations": bool(module.cfg.checkpoint_activations)}
+
+
+def train_step_time(model: WorldModel, batch: int, frames: int, repeats: int = 3, warmup: int = 1,
+                    stages=STAGES) -> dict:
+    dev = model.device
+    cfg = model.cfg
+    out = {}
+    if "tokenizer" in stages:
+        tb = cfg.train.tokenizer_batch
+        size = (tb, cfg.tokenizer.height, cfg.tokenizer.width, 3)
+        x = torch.randint(0, 255, size, dtype=torch.uint8, device=dev)
+        res = _time_steps(model.tokenizer, lambda: model.tokenizer.compute_loss(x).loss, dev, warmup, repeats)
+        out["tokenizer"] = {"batch": tb, **res}
+        del x
+    if "dynamics" in stages:
+        h, w = cfg.tokenizer.grid
+        V = cfg.tokenizer.codebook_size
+        g = torch.Generator().manual_seed(0)
+        tokens = torch.randint(0, V, (batch, frames, h, w), generator=g).to(dev)
+        space = cfg.action_space
+        if space["type"] == "discrete":
+            acts = torch.randint(0, space["n"], (batch, frames - 1), generator=g).to(dev)
+        else:
+            acts = torch.rand(batch, frames - 1, *space["shape"], generator=g).to(dev)
+        zeros = torch.zeros(batch, frames - 1, device=dev)
+        seeds = torch.arange(batch)
+
+        def loss_fn():
+            return model.dynamics.compute_loss(tokens, acts, zeros, zeros, seeds).loss
+
+        out["dynamics"] = {"batch": batch, "frames": frames,
+                           **_time_steps(model.dynamics, loss_fn, dev, warmup, repeats)}
     return out
+
+
+def _override(model: WorldModel, pairs: list[str]) -> None:
+    """Applies ``--set`` to a loaded model's config in place (the modules hold these config objects)."""
+    import dataclasses
+
+    new = apply_overrides(model.cfg, pairs)
+    for name in ("tokenizer", "dynamics", "train"):
+        for f in dataclasses.fields(getattr(new, name)):
+            setattr(getattr(model.cfg, name), f.name, getattr(getattr(new, name), f.name))
 
 
 def main(argv=None) -> dict:
@@ -163,16 +254,22 @@ def main(argv=None) -> dict:
         import worldmodel
 
         model = worldmodel.load(args.checkpoint, device=dev)
+        if args.set:
+            _override(model, args.set)
     else:
         torch.manual_seed(0)
-        model = WorldModel(preset(args.preset)).to(dev).eval()
+        model = WorldModel(apply_overrides(preset(args.preset), args.set)).to(dev).eval()
     cfg = model.cfg
     res = {"model": args.checkpoint or args.preset, "device": str(dev), "threads": torch.get_num_threads(),
            "frame": [cfg.tokenizer.height, cfg.tokenizer.width], "parameters": model.num_parameters(),
-           "generation": [generation_speed(model, b, args.frames, args.context) for b in args.batches]}
+           "set": list(args.set), "generation": []}
+    if not args.no_generate:
+        res["generation"] = [generation_speed(model, b, args.frames, args.context) for b in args.batches]
     if not args.no_train:
         res["train_step"] = train_step_time(model, args.train_batch or cfg.train.dynamics_batch,
-                                            args.train_frames or cfg.dynamics.train_frames)
+                                            args.train_frames or cfg.dynamics.train_frames,
+                                            repeats=args.repeats, warmup=args.warmup,
+                                            stages=args.train_stages)
     if args.json:
         print(json.dumps(res))
         return res
@@ -186,7 +283,9 @@ def main(argv=None) -> dict:
               f"peak {g['peak_mb']:.0f} MB")
     for stage, t in res.get("train_step", {}).items():
         print(f"  train {stage:9s}: {t['s_per_step'] * 1000:8.1f} ms/step (batch {t['batch']}"
-              + (f" × {t['frames']} frames" if "frames" in t else "") + f"), peak {t['peak_mb']:.0f} MB")
+              + (f" × {t['frames']} frames" if "frames" in t else "") + f"), peak {t['peak_mb']:.0f} MB "
+              f"(+{t['peak_delta_mb']:.0f} MB during the step"
+              + (", activation checkpointing" if t["checkpoint_activations"] else "") + ")")
     print(json.dumps(res))
     return res
 

@@ -39,6 +39,9 @@ class TokenizerConfig:
     commitment: float = 0.25  # weight of the commitment loss ||z - sg(q)||²
     restart_every: int = 50  # look for dead codes every this many training steps
     fg_weight: float = 8.0  # loss weight of pixels that differ from the frame's background colour
+    # recompute each residual block's activations in the backward pass instead of keeping them (training
+    # only; same loss and gradients, less memory, about one extra forward of those blocks in time)
+    checkpoint_activations: bool = False
 
     @property
     def downsample(self) -> int:
@@ -70,6 +73,9 @@ class DynamicsConfig:
     pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
     reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)
     termination_weight: float = 0.1  # weight of the termination BCE loss
+    # recompute each transformer block's activations in the backward pass instead of keeping them
+    # (training only; generation and no-grad passes are unchanged; same loss and gradients)
+    checkpoint_activations: bool = False
     # filled from the tokenizer and the scene when a WorldModelConfig is made:
     codebook_size: int = 512
     grid: tuple[int, int] = (16, 16)
@@ -151,7 +157,9 @@ class WorldModelConfig:
 
 
 def _build(kind, d: dict):
-    """Dataclass from a dict: unknown keys are an error, lists become tuples where the field is a tuple."""
+    """Dataclass from a dict: unknown keys are an error, lists become tuples where the field is a tuple,
+    and a bool field given as text ("True", "false", "1", ...; ``--set`` passes what is not JSON as
+    text) becomes a bool: the string "False" would otherwise be truthy."""
     names = {f.name: f for f in dataclasses.fields(kind)}
     unknown = set(d) - set(names)
     if unknown:
@@ -160,8 +168,19 @@ def _build(kind, d: dict):
     for k, v in d.items():
         if isinstance(v, list) and "tuple" in str(names[k].type):
             v = tuple(v)
+        if str(names[k].type) in ("bool", "<class 'bool'>") and not isinstance(v, bool):
+            v = _as_bool(f"{kind.__name__}.{k}", v)
         out[k] = v
     return kind(**out)
+
+
+def _as_bool(name: str, v) -> bool:
+    text = str(v).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name}: expected true or false, got {v!r}")
 
 
 # ---------------------------------------------------------------------- presets
@@ -195,12 +214,19 @@ def _base() -> WorldModelConfig:
 
 
 def _seed163m() -> WorldModelConfig:
-    """The seed prototype's size: ≈25M tokenizer + ≈138M dynamics, 8 layers, memory bank, 256², seq 32."""
+    """The seed prototype's size: ≈25M tokenizer + ≈138M dynamics, 8 layers, memory bank, 256², seq 32.
+
+    Activation checkpointing is on in both stages. One training step (forward + backward + AdamW) on
+    CPU (fp32, 1 thread, ``python -m worldmodel.bench``; worldmodel/README.md) needed, over the weights
+    and the optimizer state: dynamics at 2 windows × 8 frames 10.3 GB without, 3.1 GB with (2 × 16
+    frames: 5.5 GB with; without, it does not fit in this 23 GB machine); tokenizer at batch 4 3.9 GB
+    without, 2.0 GB with. The step was no slower on CPU; on a GPU expect about one extra forward."""
     return WorldModelConfig(
         tokenizer=TokenizerConfig(height=256, width=256, channels=(128, 256, 384, 512), res_blocks=2,
-                                  encoder_width=512, encoder_blocks=4, codebook_size=1024, code_dim=64),
+                                  encoder_width=512, encoder_blocks=4, codebook_size=1024, code_dim=64,
+                                  checkpoint_activations=True),
         dynamics=DynamicsConfig(d_model=960, n_layers=8, n_heads=12, mlp_ratio=4.375, token_dim=64,
-                                context=8, train_frames=32, memory_slots=32),
+                                context=8, train_frames=32, memory_slots=32, checkpoint_activations=True),
         train=TrainConfig(tokenizer_steps=50_000, tokenizer_batch=32, tokenizer_lr=4e-4,
                           dynamics_steps=200_000, dynamics_batch=2, dynamics_lr=2e-4, warmup=2000,
                           eval_every=5000, checkpoint_every=2000, eval_episodes=64, eval_horizon=30),

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from worldmodel.config import DynamicsConfig
 from worldmodel.memory import CrossAttention, MemoryBank
@@ -105,13 +106,15 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d, d)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, past: tuple | None, n_keep: int):
-        """x (B, S, d); bias (1, h, S, S_past + S); past (k, v) each (B, h, S_past, hd) or None.
+        """x (B, S, d); bias (1, h, S, S_past + S); past (k, v) each (B, h, S_past, hd), or each a
+        sequence of such tensors (one per cached frame, concatenated here), or None.
         Returns y (B, S, d) and (k, v) of x's first ``n_keep`` tokens (to be cached)."""
         B, S, d = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # 3 × (B, h, S, hd)
         keep = (k[:, :, :n_keep], v[:, :, :n_keep])
         if past is not None:
-            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)  # (B, h, S_past + S, hd)
+            pk, pv = ([t] if torch.is_tensor(t) else list(t) for t in past)
+            k, v = torch.cat([*pk, k], 2), torch.cat([*pv, v], 2)  # (B, h, S_past + S, hd)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))  # (B, h, S, hd)
         return self.proj(y.transpose(1, 2).reshape(B, S, d)), keep
 
@@ -319,16 +322,29 @@ class Dynamics(nn.Module):
             self._bias_cache[key] = b
         return b
 
-    def _pass(self, x, memory, cache, n_cache, with_ctx, with_query):
+    def _pass(self, x, memory, cache, n_cache, with_ctx, with_query, bias=None):
         """One transformer pass over a group. x (B, S, d) = [context block][query block];
-        returns hidden (B, S, d) and per layer the (k, v) of the context block (empty if none)."""
-        bias = self._bias(n_cache, with_ctx, with_query, x.device)
+        returns hidden (B, S, d) and per layer the (k, v) of the context block (empty if none).
+        ``bias``: the pass's attention bias if the caller already has it (default: built here)."""
+        if bias is None:
+            bias = self._bias(n_cache, with_ctx, with_query, x.device)
         n_keep = self.P if with_ctx else 0
+        recompute = self._checkpointing()
         kept = []
         for i, block in enumerate(self.blocks):
-            x, keep = block(x, bias, None if cache is None else cache[i], n_keep, memory)
+            past = None if cache is None else cache[i]
+            if recompute:  # keeps only the block's inputs; its activations are recomputed in backward
+                x, keep = checkpoint(block, x, bias, past, n_keep, memory, use_reentrant=False)
+            else:
+                x, keep = block(x, bias, past, n_keep, memory)
             kept.append(keep)
         return self.ln_f(x), kept
+
+    def _checkpointing(self) -> bool:
+        """Activation checkpointing is on for training passes only (``cfg.checkpoint_activations``, the
+        module in training mode, gradients enabled); generation and no-grad passes run plainly. A block
+        draws no random numbers (no dropout), so the recomputation is exact."""
+        return bool(self.cfg.checkpoint_activations) and self.training and torch.is_grad_enabled()
 
     @staticmethod
     def _append(cache, kept, keep_frames: int, P: int):
@@ -356,13 +372,27 @@ class Dynamics(nn.Module):
         prev_actions = torch.cat([none, actions[:, :-1]], 1)  # a_{t-1} for context block t
         ctx = self.context_input(context_tokens, prev_actions, prev_known, noise_level)  # (B, N, P, d)
         qry = self.query_input(query_tokens, actions)  # (B, N, P, d)
-        memory, cache = self.memory.init(B), None
+        memory = self.memory.init(B)
+        # the cache as per-layer lists of per-frame (k, v), concatenated inside the attention: a
+        # checkpointed block then keeps references to these small per-frame tensors (each shared by
+        # the K-1 passes that read it) instead of a fresh K-1-frame concatenation per pass and layer
+        frames: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in self.blocks]
+        # one attention bias per cache length (at most K different ones), shared by the passes that
+        # have that length: with checkpointing, every pass's bias is kept until the backward pass
+        biases: dict[int, torch.Tensor] = {}
         logits, rewards, terms = [], [], []
         for t in range(N):
             memory = self.memory.write(memory, ctx[:, t])
-            n_cache = 0 if cache is None else cache[0][0].shape[2] // self.P
-            h, kept = self._pass(torch.cat([ctx[:, t], qry[:, t]], 1), memory, cache, n_cache, True, True)
-            cache = self._append(cache, kept, K - 1, self.P) if K > 1 else None
+            n_cache = len(frames[0])
+            cache = [(tuple(k for k, _ in f), tuple(v for _, v in f)) for f in frames] if n_cache else None
+            if n_cache not in biases:
+                biases[n_cache] = self._bias(n_cache, True, True, ctx.device)
+            h, kept = self._pass(torch.cat([ctx[:, t], qry[:, t]], 1), memory, cache, n_cache, True, True,
+                                 biases[n_cache])
+            if K > 1:
+                for f, (k, v) in zip(frames, kept):  # copies: a view would keep the whole qkv output alive
+                    f.append((k.contiguous(), v.contiguous()))
+                    del f[: -(K - 1)]
             lg, r, term = self._heads(h[:, self.P:])
             logits.append(lg)
             rewards.append(r)

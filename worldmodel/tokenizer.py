@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from worldmodel.config import TokenizerConfig
 
@@ -62,9 +63,24 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def _run(module: nn.Module, layers: nn.Sequential, x: torch.Tensor, cfg: TokenizerConfig) -> torch.Tensor:
+    """Runs ``layers`` in order. With ``cfg.checkpoint_activations``, in training mode and with gradients
+    enabled, each residual block (ResBlock, PatchBlock) keeps only its input and recomputes its
+    activations in the backward pass (they draw no random numbers, so the gradients are the same)."""
+    if not (cfg.checkpoint_activations and module.training and torch.is_grad_enabled()):
+        return layers(x)
+    for layer in layers:
+        if isinstance(layer, (ResBlock, PatchBlock)):
+            x = checkpoint(layer, x, use_reentrant=False)
+        else:
+            x = layer(x)
+    return x
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
+        self.cfg = cfg
         ch = cfg.channels
         layers: list[nn.Module] = [nn.Conv2d(3, ch[0], 3, padding=1)]
         for i in range(len(ch) - 1):
@@ -75,7 +91,7 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, 3, H, W) -> (B, D, h, w)
+        return _run(self, self.net, x, self.cfg)  # (B, 3, H, W) -> (B, D, h, w)
 
 
 class ChannelNorm(nn.Module):
@@ -107,6 +123,7 @@ class PatchEncoder(nn.Module):
 
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
+        self.cfg = cfg
         d, C = cfg.downsample, cfg.encoder_width
         layers: list[nn.Module] = [nn.Conv2d(3, C, d, stride=d)]
         layers += [PatchBlock(C) for _ in range(cfg.encoder_blocks)]
@@ -114,12 +131,13 @@ class PatchEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, 3, H, W) -> (B, D, h, w)
+        return _run(self, self.net, x, self.cfg)  # (B, 3, H, W) -> (B, D, h, w)
 
 
 class Decoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
+        self.cfg = cfg
         ch = cfg.channels
         layers: list[nn.Module] = [nn.Conv2d(cfg.code_dim, ch[-1], 3, padding=1)]
         layers += [ResBlock(ch[-1], ch[-1]) for _ in range(cfg.res_blocks)]
@@ -130,7 +148,7 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)  # (B, D, h, w) -> (B, 3, H, W)
+        return _run(self, self.net, z, self.cfg)  # (B, D, h, w) -> (B, 3, H, W)
 
 
 # ---------------------------------------------------------------------- quantizer
