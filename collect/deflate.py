@@ -239,7 +239,10 @@ class ProcessDeflater:
     def __del__(self):
         proc = getattr(self, "proc", None)
         if proc is not None and proc.returncode is None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # interpreter shutdown (modules already torn down): the helper still
+                pass  # ends on its own, since its stdin closes with this process
 
 
 def make_deflater(overlap: bool):
