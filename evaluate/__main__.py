@@ -106,13 +106,13 @@ def main(argv=None) -> int:
                         transfer=transfer, attachments=attachments)
     for env_id, rows in results.items():
         print(f"\n{env_id}  (PSNR in dB; 100 = identical)")
-        print("| predictor | PSNR@1 | PSNR@8 | PSNR@16 | PSNR@32 | persistence | pos err px | coherence "
-              "| failed | time s |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| predictor | PSNR@1 | PSNR@8 | PSNR@16 | PSNR@32 | persistence | pos err px | within 1 px "
+              "| coherence | failed | time s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             s = r.summary
             cells = [s.get(k, float("nan")) for k in ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence",
-                                                      "pos_err", "coherence")]
+                                                      "pos_err", "within_1px", "coherence")]
             print(f"| {r.predictor} | " + " | ".join(f"{c:.2f}" for c in cells)
                   + f" | {r.failed} | {r.wall_time_s:.1f} |")
     print(f"\nwrote {path} and {path.with_suffix('.html')} in {time.perf_counter() - t0:.1f} s")

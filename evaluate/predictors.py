@@ -19,6 +19,8 @@ it, the built-in ``real`` predictors need it to rebuild the scene. Built in:
 ``corrupt:NAME``    ``real`` with one of ``evaluate.corrupt.CORRUPTIONS`` applied (the self-test)
 ``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``;
 ``checkpoint:PATH@T`` samples at temperature T (default 1; 0 = argmax)
+``tokenizer:PATH``  ``real`` passed through a run's tokenizer (encode, decode): the ceiling of any
+                    dynamics on those codes, and the tokenizer's bar (objects found in reconstructions)
 ==================  ============================================================================
 
 ``register_predictor(name, factory)`` adds more; ``factory(arg)`` receives what follows ``name:``.
@@ -125,6 +127,44 @@ class WorldModelPredictor:
         return frames.astype(np.uint8)  # (B, S, T, H, W, 3)
 
 
+class Reconstruction(Real):
+    """``tokenizer:PATH``: the real future, encoded and decoded by a run's tokenizer (deterministic).
+    Needs only the run's tokenizer stage; the suite's frame size must be the tokenizer's."""
+
+    deterministic = True
+
+    def __init__(self, path: str, model):
+        self.name, self.model = f"tokenizer:{path}", model
+
+    def future(self, ep: Episode, context_frames, context_actions, future_actions, sample: int):
+        import torch
+
+        real = super().future(ep, context_frames, context_actions, future_actions, sample)
+        cfg = self.model.cfg.tokenizer
+        if real.shape[1:3] != (cfg.height, cfg.width):
+            raise ValueError(f"{self.name}: its tokenizer takes {cfg.height}×{cfg.width} frames, the suite "
+                             f"renders {real.shape[1]}×{real.shape[2]} (--width/--height)")
+        tok = self.model.tokenizer
+        with torch.no_grad():
+            out = tok.decode(tok.encode(torch.from_numpy(real).to(self.model.device)))
+        return out.cpu().numpy().astype(np.uint8)
+
+
+def _torch_device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def _tokenizer(path: str) -> Predictor:
+    import worldmodel
+
+    return Reconstruction(path, worldmodel.load(path, device=_torch_device(), require_dynamics=False))
+
+
 def _checkpoint(arg: str) -> Predictor:
     """``checkpoint:PATH`` samples at temperature 1; ``checkpoint:PATH@T`` at temperature T (0 = argmax)."""
     path, temperature = arg, 1.0
@@ -147,14 +187,7 @@ def _checkpoint(arg: str) -> Predictor:
         return worldmodel.load_predictor(path)
     if not hasattr(worldmodel, "load"):
         raise RuntimeError("worldmodel has neither load_predictor(path) nor load(path) yet")
-    device = "cpu"
-    try:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        pass
-    model = worldmodel.load(path, device=device)
+    model = worldmodel.load(path, device=_torch_device())
     pred = WorldModelPredictor(path, model, temperature)
     pred.name = f"checkpoint:{arg}"
     return pred
@@ -171,6 +204,7 @@ _FACTORIES: dict[str, Callable[[str], Predictor]] = {
     "real-perturbed": lambda arg: RealPerturbed(),
     "copy-last": lambda arg: CopyLast(),
     "checkpoint": _checkpoint,
+    "tokenizer": _tokenizer,
     "corrupt": _corrupt,
 }
 #: The rows every report carries beside the predictors asked for: ceiling, variance floor, floor.
@@ -189,7 +223,7 @@ def make_predictor(spec: str | Predictor) -> Predictor:
     name, _, arg = spec.partition(":")
     if name not in _FACTORIES:
         raise ValueError(f"unknown predictor {spec!r}; choose from {sorted(_FACTORIES)} "
-                         "(checkpoint:PATH, corrupt:NAME take an argument)")
-    if name in ("checkpoint", "corrupt") and not arg:
+                         "(checkpoint:PATH, tokenizer:PATH, corrupt:NAME take an argument)")
+    if name in ("checkpoint", "tokenizer", "corrupt") and not arg:
         raise ValueError(f"predictor {name!r} needs an argument: {name}:...")
     return _FACTORIES[name](arg)

@@ -30,6 +30,7 @@ METRICS = {
     "identity_err": "object-frames the dream-to-real Hungarian matching reassigns",
     "pos_err": "mean ‖p̂ − p‖ (px) over object-frames present in both",
     "pos_err_frac": "pos_err as a fraction of the frame width",
+    "within_1px": "real object-frames the dream shows within 1 px (absent = miss)",
     "final_err_exceeds": "rollouts whose final position error exceeds an object's radius",
     "vel_err": "mean ‖v̂ − v‖ (px/step)",
     "vel_rel_max": "largest per-object Σ‖v̂ − v‖ / Σ‖v‖ (objects ≥ 0.5 px/step)",

@@ -133,6 +133,7 @@ class Reference:
         m["identity_err"] = persistence.identity_errors(rp, dp, pr, dream.area, cat.unique)
         pos_curve, m["pos_err"], exceeds = physics.position_error(rp, dp, pr, pd, cat.radius)
         m["pos_err_frac"] = m["pos_err"] / self.width
+        m["within_1px"] = physics.within(rp, dp, pr, pd, 1.0)
         m["final_err_exceeds"] = float(exceeds)
         m["vel_err"], m["vel_rel_max"] = physics.velocity_error(rp, dp, pr, pd)
         m["angle_err"] = physics.orientation_error(real.angle, dream.angle, real.elongation, pr, pd)

@@ -165,6 +165,13 @@ def test_metric_definitions_on_toys():
     jump = pos.copy()
     jump[2:, 0, 0] = 10.0
     assert persistence.teleports(pos, jump, pr[:4], pr[:4], np.array([2.0]))[0] == 1
+    # within 1 px: frame 0 is context; of the 3 future frames, one is 10 px off and one is absent
+    near = pos + 0.5
+    near[2, 0, 0] = 10.0
+    shown = pr[:4].copy()
+    shown[3] = False
+    assert physics.within(pos, near, pr[:4], shown, 1.0) == pytest.approx(1 / 3)
+    assert physics.within(pos, pos, pr[:4], pr[:4], 1.0) == 1.0
     assert physics._lens(np.array(0.0), 1.0, 1.0) == pytest.approx(np.pi)
     assert physics._lens(np.array(2.0), 1.0, 1.0) == 0.0
     assert physics.cohen_kappa([(True, True), (False, False)]) == (1.0, 1.0)

@@ -34,3 +34,21 @@ def test_shipped_checkpoint_dreams_its_scene(ckpt):
         obs, reward, term, trunc, _ = env.step(env.action_space.sample())
         assert obs.shape == real.observation_space.shape and obs.dtype == np.uint8 and np.isfinite(reward)
     assert trunc
+
+
+@pytest.mark.parametrize("ckpt", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_tokenizer_reconstructions_keep_the_objects(ckpt):
+    """``tokenizer:PATH`` in the evaluator: the real future through the checkpoint's tokenizer; the
+    parser finds most objects in it, near where they are (figures for the shipped one: README)."""
+    from evaluate import make_predictor, run_suite
+
+    pred = make_predictor(f"tokenizer:{ckpt}")
+    assert pred.name == f"tokenizer:{ckpt}"
+    env_id = pred.model.cfg.env_id
+    r = run_suite(env_id, pred, episodes=2, horizon=4, context=2, samples=1, seed=100000,
+                  controllability=False, diversity=False, progress=False)
+    assert r.failed == 0
+    assert r.summary["psnr@1"] > 25 and r.summary["persistence"] > 0.8 and r.summary["within_1px"] > 0.7
+    wrong = run_suite(env_id, pred, episodes=1, horizon=2, context=1, samples=1, width=48, height=48,
+                      controllability=False, diversity=False, progress=False)
+    assert wrong.failed == 1 and "takes 64×64 frames" in wrong.episodes[0]["error"]

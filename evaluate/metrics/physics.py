@@ -51,6 +51,16 @@ def position_error(rp, dp, pr, pd, radius):
     return curve, mean, exceeds
 
 
+def within(rp, dp, pr, pd, px: float = 1.0) -> float:
+    """Share of the real future object-frames that the dream shows within ``px`` pixels (absent in the
+    dream counts as a miss): the tokenizer's bar is 1.0 at 1 px on its reconstructions."""
+    real = pr[1:]
+    if not real.any():
+        return float("nan")
+    err = np.linalg.norm(dp[1:] - rp[1:], axis=-1)
+    return float((real & pd[1:] & (np.nan_to_num(err, nan=np.inf) <= px)).sum() / real.sum())
+
+
 def _velocity(pos, pres):
     return np.where((pres[1:] & pres[:-1])[..., None], np.diff(pos, axis=0), np.nan)
 
