@@ -181,28 +181,6 @@ def small_blobs(metas: list[tuple], results: list[bytes]) -> list[Blob]:
     return blobs
 
 
-def encode_frames(frames: list[np.ndarray], chunk_frames: int, level: int) -> Blob:
-    """The observations blob: ``chunk_frames`` frames per chunk, one ``zlib`` call each."""
-    d = InlineDeflater()
-    chunker = FrameChunker(d, chunk_frames, level)
-    for f in frames:
-        chunker.append(f)
-    chunker.finish()
-    return chunker.blob([d.result(j)[0] for j in chunker.jobs])
-
-
-def encode_small(rec: EpisodeRecord, level: int) -> list[Blob]:
-    """Every array of ``rec`` but the frames, one chunk each."""
-    metas, parts = small_parts(rec, level)
-    d = InlineDeflater()
-    return small_blobs(metas, d.result(d.submit(parts)) if parts else [])
-
-
-def encode_episode(rec: EpisodeRecord, chunk_frames: int, level: int) -> EncodedEpisode:
-    """Every array of ``rec`` as compressed chunks (what the writer does, in one call)."""
-    return _combine(rec, [encode_frames(rec.frames, chunk_frames, level), *encode_small(rec, level)])
-
-
 def _combine(rec: EpisodeRecord, blobs: list[Blob]) -> EncodedEpisode:
     crc, nbytes = 0, 0
     for blob in sorted(blobs, key=lambda b: b.name):

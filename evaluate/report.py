@@ -137,17 +137,19 @@ def _html(report: dict) -> str:
         for p in scene["plots"]:
             parts.append(f"<p><img src='{html.escape(p)}' style='max-width:100%'></p>")
         for name, v in scene["videos"].items():
-            parts.append(f"<figure style='display:inline-block'><video src='{html.escape(v)}' controls loop "
-                         f"muted width='420'></video><figcaption>{html.escape(name)}</figcaption></figure>")
+            parts.append(_video(v, name, "width='420'"))
     if report.get("transfer"):
         parts.append(transfer_html(report["transfer"], report.get("transfer_plot")))
     if report.get("attachments"):
         parts.append("<h2>Videos</h2>")
         for name, v in report["attachments"].items():
-            parts.append(f"<figure style='display:inline-block'><video src='{html.escape(v)}' controls loop "
-                         f"muted style='max-width:100%'></video><figcaption>{html.escape(name)}</figcaption>"
-                         "</figure>")
+            parts.append(_video(v, name, "style='max-width:100%'"))
     return "\n".join(parts)
+
+
+def _video(src: str, caption: str, size: str) -> str:
+    return (f"<figure style='display:inline-block'><video src='{html.escape(src)}' controls loop muted "
+            f"{size}></video><figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
 def _stat(s: dict | None) -> str:
