@@ -8,9 +8,10 @@
 
 Generation is measured end to end (context encoding excluded, then per frame: ``maskgit_steps``
 transformer passes + decoding to uint8 pixels), single stream (batch 1) and batched (batch 64), after
-a warm-up. A training step is forward + backward + AdamW on one batch, for each stage (bf16 autocast
-on CUDA, as in training); the optimizer state exists before the first step (a zero-gradient step),
-so every step's memory is the steady state's.
+a warm-up; eagerly, and with ``--cuda-graph`` / ``--bf16`` also as one CUDA graph per frame
+(``worldmodel.graphs``) and under bf16 autocast. A training step is forward + backward + AdamW on one
+batch, for each stage (bf16 autocast on CUDA, as in training); the optimizer state exists before the
+first step (a zero-gradient step), so every step's memory is the steady state's.
 
 Peak memory, per measurement: on CUDA the max allocated; on CPU the process's peak resident set size
 (VmHWM, reset through /proc/self/clear_refs before each measurement on Linux). ``peak_mb`` is that
@@ -53,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=30, help="timed generated frames per batch size")
     p.add_argument("--context", type=int, default=4, help="context frames")
     p.add_argument("--no-generate", action="store_true", help="skip the generation timing")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also time generation with each frame replayed as one CUDA graph (CUDA only)")
+    p.add_argument("--bf16", action="store_true", help="also time generation under bf16 autocast")
     p.add_argument("--train-batch", type=int, default=None,
                    help="dynamics windows per training step; None: the config's train.dynamics_batch "
                         "(the tokenizer's batch is train.tokenizer_batch: see --set)")
@@ -73,6 +77,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be at least 1 and --warmup at least 0")
+    if args.cuda_graph and not args.device.startswith("cuda"):
+        p.error("--cuda-graph needs --device cuda")
     return args
 
 
@@ -137,24 +143,29 @@ def _context(model: WorldModel, batch: int, n: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def generation_speed(model: WorldModel, batch: int, frames: int, context: int) -> dict:
+def generation_speed(model: WorldModel, batch: int, frames: int, context: int, cuda_graph: bool = False,
+                     bf16: bool = False) -> dict:
     dev = model.device
     ctx = _context(model, batch, context)
     space = model.cfg.action_space
     acts = (torch.zeros(batch, dtype=torch.long) if space["type"] == "discrete"
             else torch.zeros(batch, *space["shape"]))
     _reset_peak(dev)
-    state = model.reset(ctx, seed=0)
-    for _ in range(3):  # warm-up
-        model.step(state, acts)
-    _sync(dev)
-    t = time.perf_counter()
-    for _ in range(frames):
-        model.step(state, acts)
-    _sync(dev)
-    dt = time.perf_counter() - t
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with amp:
+        state = model.reset(ctx, seed=0, cuda_graph=cuda_graph)
+        # warm-up until the KV cache is full (steady state; the graph is captured at that point)
+        for _ in range(3 + max(0, model.cfg.dynamics.context - context)):
+            model.step(state, acts)
+        _sync(dev)
+        t = time.perf_counter()
+        for _ in range(frames):
+            model.step(state, acts)
+        _sync(dev)
+        dt = time.perf_counter() - t
     return {"batch": batch, "frames_per_s": batch * frames / dt, "ms_per_step": 1000 * dt / frames,
-            "passes_per_frame": model.cfg.dynamics.maskgit_steps, "peak_mb": _peak_mb(dev)}
+            "passes_per_frame": model.cfg.dynamics.maskgit_steps, "peak_mb": _peak_mb(dev),
+            "cuda_graph": cuda_graph, "bf16": bf16}
 
 
 def _prime(opt: torch.optim.Optimizer) -> None:
@@ -264,7 +275,10 @@ def main(argv=None) -> dict:
            "frame": [cfg.tokenizer.height, cfg.tokenizer.width], "parameters": model.num_parameters(),
            "set": list(args.set), "generation": []}
     if not args.no_generate:
-        res["generation"] = [generation_speed(model, b, args.frames, args.context) for b in args.batches]
+        modes = [(False, False)] + [(True, False)] * args.cuda_graph + [(False, True)] * args.bf16
+        modes += [(True, True)] * (args.cuda_graph and args.bf16)
+        res["generation"] = [generation_speed(model, b, args.frames, args.context, graph, bf16)
+                             for graph, bf16 in modes for b in args.batches]
     if not args.no_train:
         res["train_step"] = train_step_time(model, args.train_batch or cfg.train.dynamics_batch,
                                             args.train_frames or cfg.dynamics.train_frames,
@@ -278,7 +292,8 @@ def main(argv=None) -> dict:
           f"{cfg.tokenizer.width}: {p['total'] / 1e6:.2f}M parameters "
           f"(tokenizer {p['tokenizer'] / 1e6:.2f}M, dynamics {p['dynamics'] / 1e6:.2f}M)")
     for g in res["generation"]:
-        print(f"  generate batch {g['batch']:3d}: {g['frames_per_s']:9.1f} frames/s "
+        mode = "+".join(["graph"] * g["cuda_graph"] + ["bf16"] * g["bf16"]) or "eager"
+        print(f"  generate batch {g['batch']:4d} ({mode:10s}): {g['frames_per_s']:9.1f} frames/s "
               f"({g['ms_per_step']:.1f} ms per step, {g['passes_per_frame']} passes/frame), "
               f"peak {g['peak_mb']:.0f} MB")
     for stage, t in res.get("train_step", {}).items():

@@ -66,6 +66,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from worldmodel import sampling
 from worldmodel.config import DynamicsConfig
 from worldmodel.memory import CrossAttention, MemoryBank
 
@@ -527,20 +528,34 @@ class Dynamics(nn.Module):
         state.passes += 1
         return None if query is None else h[:, self.P:]
 
-    @torch.no_grad()
-    def predict(self, state: DynamicsState, action: torch.Tensor, steps: int | None = None,
-                temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Samples the next frame's codes given ``action`` (B,) or (B, k) and advances the state.
-        Returns codes (B, h, w), reward (B,) and termination probability (B,)."""
+    def check_steps(self, steps: int | None) -> int:
+        """MaskGIT passes per frame: ``steps`` or the config's, validated."""
         steps = steps or self.cfg.maskgit_steps
         if not 1 <= steps <= self.P * self.p * self.p:
             raise ValueError(f"steps must be in [1, codes per frame], got {steps}")
-        B = action.shape[0]
+        return steps
+
+    @torch.no_grad()
+    def predict(self, state: DynamicsState, action: torch.Tensor, steps: int | None = None,
+                temperature: float = 1.0, top_k: int | None = None, generator=None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Samples the next frame's codes given ``action`` (B,) or (B, k) and advances the state.
+        ``generator``: None, a torch.Generator or one per batch row (``sampling.draw``).
+        Returns codes (B, h, w), reward (B,) and termination probability (B,)."""
+        u = sampling.draw(action.shape[0], (self.check_steps(steps), 2, *self.cfg.grid), generator,
+                          state.pending.device)
+        return self.predict_with(state, action, u, temperature, top_k)
+
+    def predict_with(self, state: DynamicsState, action: torch.Tensor, u: torch.Tensor,
+                     temperature: float = 1.0, top_k: int | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``predict`` with the frame's random numbers given: u (B, steps, 2, h, w) uniforms, [:, s, 0]
+        to sample the codes of step s, [:, s, 1] to choose the codes re-masked after it. Fixed shapes
+        and no host-device synchronisation: one call can be captured as a CUDA graph."""
+        B, steps = u.shape[:2]
         h, w = self.cfg.grid
         n = h * w
-        dev = state.pending.device
-        tokens = torch.full((B, h, w), self.V, dtype=torch.long, device=dev)
+        tokens = torch.full((B, h, w), self.V, dtype=torch.long, device=u.device)
         act = action[:, None]
         for s in range(1, steps + 1):
             q = self.query_input(tokens[:, None], act)[:, 0]  # (B, P, d)
@@ -552,48 +567,15 @@ class Dynamics(nn.Module):
                 state.passes += 1
             logits, reward, term = self._heads(hq)
             masked = tokens == self.V
-            # sample only the codes still masked: (M, V) rows instead of (B·h·w, V)
-            sampled = torch.full_like(tokens, self.V)
-            conf = torch.full(tokens.shape, float("inf"), device=dev)
-            split = masked.flatten(1).sum(1).tolist() if isinstance(generator, list) else None
-            s_idx, s_conf = _sample(logits[masked].float(), temperature, top_k, generator, split)  # (M,) each
-            sampled[masked], conf[masked] = s_idx, s_conf
+            sampled, conf = sampling.sample_codes(logits.float(), temperature, top_k, u[:, s - 1, 0])
             tokens = torch.where(masked, sampled, tokens)
+            conf = conf.masked_fill(~masked, float("inf"))  # committed codes stay
             remain = int(math.floor(n * math.cos(math.pi / 2 * s / steps)))  # codes left masked
             if remain > 0:
                 if temperature > 0:  # MaskGIT: randomise which codes are kept, less so as decoding ends
-                    g = _gumbel(conf.shape, generator, dev)
-                    conf = conf + temperature * (1 - s / steps) * g
+                    conf = conf + temperature * (1 - s / steps) * sampling.gumbel(u[:, s - 1, 1])
                 lowest = conf.view(B, n).topk(remain, dim=1, largest=False).indices  # (B, remain)
                 tokens = tokens.view(B, n).scatter(1, lowest, self.V).view(B, h, w)
         state.pending, state.pending_action = tokens, action
-        state.pending_known = torch.ones(B, dtype=torch.bool, device=dev)
+        state.pending_known = torch.ones(B, dtype=torch.bool, device=u.device)
         return tokens, symexp(reward.float()), torch.sigmoid(term.float())
-
-
-def _gumbel(shape, generator, device, split: list[int] | None = None) -> torch.Tensor:
-    """Gumbel noise. ``generator``: None, one torch.Generator, or a list with one per batch row. With a
-    list, row b's noise is drawn from generator[b] alone (``split[b]`` leading entries; default one
-    each), so a rollout samples the same numbers whatever batch it runs in (the dream vector env)."""
-    if isinstance(generator, list):
-        split = [1] * len(generator) if split is None else split
-        u = torch.cat([torch.rand((int(n), *shape[1:]), generator=g, device=g.device).to(device)
-                       for g, n in zip(generator, split)])
-    else:
-        u = torch.rand(shape, generator=generator, device=generator.device if generator else device)
-    return -torch.log(-torch.log(u.to(device).clamp(1e-10, 1 - 1e-10)))
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_k: int | None, generator, split=None):
-    """logits (..., V) -> (sampled code, its log-probability), temperature 0 = argmax.
-    ``generator``/``split``: see :func:`_gumbel` (rows of ``logits`` grouped by batch row)."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if temperature <= 0:
-        logp = logits.log_softmax(-1)
-        conf, idx = logp.max(-1)
-        return idx, conf
-    logp = (logits / temperature).log_softmax(-1)
-    idx = (logp + _gumbel(logp.shape, generator, logp.device, split)).argmax(-1)
-    return idx, logp.gather(-1, idx[..., None])[..., 0]

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from worldmodel import sampling
 from worldmodel.config import WorldModelConfig
 from worldmodel.dynamics import Dynamics, DynamicsState
+from worldmodel.graphs import StepGraph
 from worldmodel.tokenizer import Tokenizer, resize_frames
 
 
@@ -37,6 +39,7 @@ class DreamState:
     temperature: float
     top_k: int | None
     steps: int | None
+    graph: StepGraph | None = None  # cuda_graph=True: frames replay a captured CUDA graph
 
 
 class WorldModel(nn.Module):
@@ -69,8 +72,11 @@ class WorldModel(nn.Module):
     # -------------------------------------------------------------- streaming
     @torch.no_grad()
     def reset(self, context_frames, context_actions=None, temperature: float = 1.0, top_k: int | None = None,
-              seed: int | None = None, maskgit_steps: int | None = None) -> DreamState:
-        """context_frames (B, C, H, W, 3) uint8; context_actions (B, C-1[, k]) or None."""
+              seed: int | None = None, maskgit_steps: int | None = None, cuda_graph: bool = False
+              ) -> DreamState:
+        """context_frames (B, C, H, W, 3) uint8; context_actions (B, C-1[, k]) or None.
+        cuda_graph: replay each frame as one captured CUDA graph (``worldmodel.graphs``; CUDA only;
+        the same samples as without, many times faster at small batches)."""
         frames = self.prepare_frames(context_frames)
         B, C = frames.shape[:2]
         tokens = self.tokenizer.encode(frames.flatten(0, 1))  # (B·C, h, w)
@@ -79,28 +85,37 @@ class WorldModel(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps)
+        graph = StepGraph(self) if cuda_graph else None
+        return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps, graph)
 
     @torch.no_grad()
     def step(self, state: DreamState, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """actions (B,) or (B, k) -> frames (B, H, W, 3) uint8, rewards (B,), termination probs (B,)."""
         a = self.prepare_actions(actions)
-        tokens, reward, term = self.dynamics.predict(state.dynamics, a, state.steps, state.temperature,
-                                                     state.top_k, state.generator)
-        state.dynamics.extra["tokens"] = tokens
-        return self.tokenizer.decode(tokens), reward, term
+        ds = state.dynamics
+        u = sampling.draw(a.shape[0], (self.dynamics.check_steps(state.steps), 2, *self.dynamics.cfg.grid),
+                          state.generator, self.device)
+        if state.graph is not None and state.graph.ready(ds):
+            tokens, frames, reward, term = state.graph.step(ds, a, u, state.temperature, state.top_k)
+        else:
+            tokens, reward, term = self.dynamics.predict_with(ds, a, u, state.temperature, state.top_k)
+            frames = self.tokenizer.decode(tokens)
+        ds.extra["tokens"] = tokens
+        return frames, reward, term
 
     # -------------------------------------------------------------- batch generation
     @torch.no_grad()
     def generate(self, context_frames, actions, horizon: int | None = None, temperature: float = 1.0,
                  num_samples: int = 1, top_k: int | None = None, seed: int | None = None,
-                 context_actions=None, maskgit_steps: int | None = None) -> GenerateOutput:
+                 context_actions=None, maskgit_steps: int | None = None, cuda_graph: bool = False
+                 ) -> GenerateOutput:
         """Rolls the model forward from real frames.
 
         context_frames: (B, C, H, W, 3) or (C, H, W, 3) uint8 (resized to the model's size);
         actions: (B, horizon[, k]) or (horizon[, k]): actions[:, 0] is taken in the last context frame;
         context_actions: optional (B, C-1[, k]) actions between the context frames;
-        num_samples: independent rollouts per context (batched together).
+        num_samples: independent rollouts per context (batched together);
+        cuda_graph: see ``reset``.
         """
         frames = self.prepare_frames(context_frames)
         acts = self.prepare_actions(actions)
@@ -116,7 +131,7 @@ class WorldModel(nn.Module):
         acts = acts.repeat_interleave(S, 0)
         if context_actions is not None:
             context_actions = self.prepare_actions(context_actions).repeat_interleave(S, 0)
-        state = self.reset(frames, context_actions, temperature, top_k, seed, maskgit_steps)
+        state = self.reset(frames, context_actions, temperature, top_k, seed, maskgit_steps, cuda_graph)
         out_f, out_r, out_t, out_k = [], [], [], []
         for t in range(horizon):
             f, r, term = self.step(state, acts[:, t])

@@ -1,0 +1,79 @@
+"""Generation internals: code sampling from pre-drawn uniforms, and the CUDA-graph step.
+
+The graph step is tested on CPU through its uncaptured path (``StepGraph(capture=False)``): the same
+static buffers, the same write-back, run eagerly. Capture itself is CUDA only; on a GPU,
+``python -m worldmodel.bench --device cuda --cuda-graph`` runs it.
+"""
+import pytest
+import torch
+
+from test_worldmodel import balls, micro_cfg
+from worldmodel import sampling
+from worldmodel.graphs import StepGraph
+from worldmodel.model import WorldModel
+
+torch.set_num_threads(1)
+
+
+def test_sampled_codes_follow_the_softmax_and_respect_top_k():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0, -30.0])
+    n = 200_000
+    u = sampling.draw(n, (), g, "cpu")
+    idx, conf = sampling.sample_codes(logits.expand(n, -1), 1.0, None, u)
+    freq = torch.bincount(idx, minlength=5).float() / n
+    assert torch.allclose(freq, logits.softmax(-1), atol=4e-3)
+    assert torch.allclose(conf, logits.log_softmax(-1)[idx])
+    # temperature sharpens; top-k never picks outside the k most likely codes, even at u = 0 or ~1
+    idx_cold, _ = sampling.sample_codes(logits.expand(n, -1), 0.25, None, u)
+    assert (idx_cold == 0).float().mean() > freq[0] + 0.2
+    edges = torch.tensor([0.0, 1e-9, 0.5, 1 - 1e-9])
+    idx_k, conf_k = sampling.sample_codes(logits.expand(4, -1), 1.0, 2, edges)
+    assert set(idx_k.tolist()) <= {0, 1} and torch.isfinite(conf_k).all()
+    # temperature 0 is the argmax, whatever the uniforms
+    assert sampling.sample_codes(logits.expand(4, -1), 0.0, None, edges)[0].tolist() == [0] * 4
+
+
+def test_per_row_generators_make_a_row_independent_of_its_batch():
+    rows = sampling.draw(3, (2, 5), [torch.Generator().manual_seed(s) for s in (7, 8, 9)], "cpu")
+    alone = sampling.draw(1, (2, 5), [torch.Generator().manual_seed(8)], "cpu")
+    assert torch.equal(rows[1], alone[0])
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        sampling.draw(3, (2,), [torch.Generator(), torch.Generator()], "cpu")
+
+
+@pytest.mark.parametrize("n_context,temperature", [(3, 1.0), (1, 1.0), (3, 0.0)])
+def test_graph_step_gives_the_eager_samples_from_the_same_generator(n_context, temperature):
+    """Context 3 = K: the graph path from the first frame; context 1: eager until the cache is full."""
+    torch.manual_seed(0)
+    model = WorldModel(micro_cfg(context=3)).eval()
+    ctx = torch.stack([balls(n_context, seed=1), balls(n_context, seed=2)])  # (2, C, 32, 32, 3)
+    acts = torch.tensor([[0, 1, 2, 1, 0, 2, 2], [2, 2, 1, 0, 0, 1, 2]])
+    eager = model.reset(ctx, temperature=temperature, seed=5)
+    graphed = model.reset(ctx, temperature=temperature, seed=5)
+    graphed.graph = StepGraph(model, capture=False)
+    addresses = set()
+    for t in range(acts.shape[1]):
+        fe, re, te = model.step(eager, acts[:, t])
+        fg, rg, tg = model.step(graphed, acts[:, t])
+        assert torch.equal(fe, fg) and torch.equal(re, rg) and torch.equal(te, tg), f"frame {t}"
+        assert eager.dynamics.passes == graphed.dynamics.passes
+        if graphed.graph.buffers is not None:  # fixed addresses: what a CUDA graph replays
+            addresses.add((graphed.dynamics.memory.data_ptr(), graphed.dynamics.cache[0][0].data_ptr()))
+    assert len(addresses) == 1
+    assert graphed.graph.buffers is not None  # the graph took over
+
+
+def test_graph_step_refuses_other_shapes_and_other_states_and_cpu_capture():
+    model = WorldModel(micro_cfg(context=2)).eval()
+    ctx = balls(2)[None]
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        model.reset(ctx, cuda_graph=True)
+    state = model.reset(ctx, seed=0)
+    state.graph = StepGraph(model, capture=False)
+    model.step(state, torch.tensor([1]))
+    with pytest.raises(ValueError, match="replays fixed shapes"):
+        state.graph.step(state.dynamics, torch.tensor([1, 2]), torch.rand(2, 3, 2, 8, 8), 1.0, None)
+    other = model.reset(ctx, seed=0)
+    with pytest.raises(ValueError, match="belongs to another rollout state"):
+        state.graph.step(other.dynamics, torch.tensor([1]), torch.rand(1, 3, 2, 8, 8), 1.0, None)

@@ -1,0 +1,52 @@
+"""Random numbers and code sampling for generation.
+
+A generated frame draws all its random numbers *up front*, in one call: per batch row, per MaskGIT
+step, one uniform per code to sample the code and one to randomise which codes stay (``draw``).
+The decoding loop itself then only does arithmetic on fixed shapes, with no host-device
+synchronisation, which is what lets one frame be captured and replayed as a CUDA graph
+(``worldmodel.graphs``) and still give exactly the eager path's samples from the same generator.
+
+Codes are sampled by inverting the cumulative distribution with the code's uniform (exact categorical
+sampling, like Gumbel-max, but with one random number per code instead of one per code *and* vocabulary
+entry, so a frame's draw stays small at any batch size).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def draw(batch: int, shape: tuple[int, ...], generator, device) -> torch.Tensor:
+    """Uniforms in [0, 1) of shape (batch, *shape). ``generator``: None (the device's default), one
+    ``torch.Generator``, or a list with one per batch row: row b is then drawn from generator[b]
+    alone, so a rollout samples the same numbers whatever batch it runs in (the dream vector env)."""
+    if isinstance(generator, list):
+        if len(generator) != batch:
+            raise ValueError(f"{len(generator)} generators for a batch of {batch}")
+        u = torch.stack([torch.rand(shape, generator=g, device=g.device).to(device) for g in generator])
+    else:
+        u = torch.rand((batch, *shape), generator=generator, device=generator.device if generator else device)
+    return u.to(device)
+
+
+def gumbel(u: torch.Tensor) -> torch.Tensor:
+    """Standard Gumbel noise from uniforms."""
+    return -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-10)))
+
+
+def sample_codes(logits: torch.Tensor, temperature: float, top_k: int | None, u: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (..., V), uniforms u (...) -> (sampled code, its log-probability), each (...).
+    Temperature 0 = argmax (u unused); top_k keeps only the k most likely codes."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if temperature <= 0:
+        conf, idx = logits.log_softmax(-1).max(-1)
+        return idx, conf
+    logp = (logits / temperature).log_softmax(-1)
+    cdf = logp.exp().cumsum(-1)  # (..., V)
+    # right=True: the first code whose cumulative mass exceeds u·total, so a zero-probability code
+    # (top-k) is never picked, even at u = 0
+    target = (u.clamp_max(1 - 1e-6) * cdf[..., -1]).unsqueeze(-1).contiguous()
+    idx = torch.searchsorted(cdf.contiguous(), target, right=True)[..., 0].clamp_max(logits.shape[-1] - 1)
+    return idx, logp.gather(-1, idx[..., None])[..., 0]
