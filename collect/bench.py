@@ -1,11 +1,11 @@
 """``python -m collect.bench``: the collector's numbers against its bars.
 
 * overhead: collecting with one worker vs. stepping the same env with the same policy and seeds and
-  keeping nothing (bar ≤ 15 %, goal ≤ 10 %); wall time, and CPU time of the process (deflate helper
-  included) and of the stepping thread;
+  keeping nothing (bar ≤ 15 %, goal ≤ 10 %); wall time, and CPU time of the process (shard writer
+  helper included) and of the stepping thread;
 * scaling: two worker processes vs. one (bar ≥ 1.7× on two cores; includes process start-up);
-  with ``--deflate auto`` one worker deflates in a helper process when a core is spare and two
-  workers on two cores deflate inline (``--deflate inline`` compares like with like);
+  with ``--deflate auto`` one worker writes its shards in a helper process when a core is spare
+  and two workers on two cores write inline (``--deflate inline`` compares like with like);
 * bytes on disk / raw frame bytes for every registered scene (bar ≤ 5 % on BouncingBalls 64×64,
   goal ≤ 2 %), with the frames' share;
 * loader: random 16-frame windows per second from one process (bar ≥ 2,000, goal ≥ 10,000).
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="overhead,scaling,bytes,loader", help="sections to run")
     p.add_argument("--level", type=int, default=3, help="gzip level for the bytes section")
     p.add_argument("--deflate", default="auto", choices=("auto", "process", "inline"),
-                   help="where zlib runs for overhead and scaling (collect's --deflate)")
+                   help="where shards are written for overhead and scaling (collect's --deflate)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     only = set(args.only.split(","))

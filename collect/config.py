@@ -55,9 +55,9 @@ class CollectArgs:
     """gzip level 1-9: 3 (deflate's fast mode) keeps 2 workers near 2x on 2 cores; 4-6 save ~40%
     of frame bytes for ~2x the compression CPU"""
     deflate: str = "auto"
-    """where zlib runs: 'process' (a helper process per worker, overlapping the env stepping),
-    'inline' (in the worker), or 'auto' = process while workers < CPUs (a core is spare). Shards
-    are byte-identical either way"""
+    """where shards are compressed and written: 'process' (a helper process per worker, overlapping
+    the env stepping), 'inline' (in the worker), or 'auto' = process while workers < CPUs (a core
+    is spare). Shards are byte-identical either way"""
     progress: bool = True
     """show the tqdm progress bar (episodes, frames/s, ETA)"""
 

@@ -48,8 +48,9 @@ class Summary:
     target: int  # episodes this slice should have
     bytes: int  # this slice's shard bytes
     raw_frame_bytes: int
-    deflate: str = "inline"  # where zlib ran: "process" (a helper per worker: a core was spare) or "inline"
-    worker_cpu_seconds: float = 0.0  # CPU time of worker and deflate helper processes (not this one's)
+    deflate: str = "inline"  # where zlib and HDF5 ran: "process" (a shard writer per worker: a core was
+    #                          spare) or "inline" (in the worker)
+    worker_cpu_seconds: float = 0.0  # CPU time of worker and shard writer processes (not this one's)
 
     @property
     def complete(self) -> bool:
@@ -234,10 +235,9 @@ def busy_elsewhere(samples: int = 5) -> int:
 
 
 def overlap_deflate(mode: str, workers: int) -> bool:
-    """Deflate in helper processes? ``auto``: only while a core is spare beside the workers and
-    whatever else runs now. A helper on a busy machine only adds its IPC to the CPU bill (measured
-    here with another process holding one of the two cores: +50-57% wall over raw stepping with
-    the helper against +41-48% inline)."""
+    """Write shards in helper processes (``collect.writer_process``)? ``auto``: only while a core is
+    spare beside the workers and whatever else runs now: a helper on a busy machine only adds its
+    IPC and start-up (~0.3 s of CPU importing numpy and h5py) to the CPU bill."""
     if mode == "auto":
         return workers + busy_elsewhere() < usable_cpus()
     return mode == "process"
@@ -274,15 +274,16 @@ def _run(plan: Plan, out: Path, own_path: Path, meta: dict, pending: list[int], 
         if workers <= 1:
             from collect.worker import Worker
 
-            worker = Worker(plan, str(out), env, policy, overlap)
+            worker = Worker(plan, str(out), env, policy, overlap, seal=False)
             publisher = _Publisher(out, on_shard)
             try:
                 for g in groups:
-                    worker.run_group(g, on_episode, publisher.submit, seal=False)
+                    worker.run_group(g, on_episode, publisher.submit)
+                worker.flush(publisher.submit)
             finally:
                 worker.close()
-                publisher.close()  # every finished shard is published, even after an error
-            cpu, overlap = worker.deflater.cpu_seconds, worker.overlapped
+                publisher.close()  # every shard handed over is published, even after an error
+            cpu, overlap = worker.cpu_seconds, worker.overlapped
         else:
             cpu = _run_processes(plan, out, groups, workers, overlap, on_episode, on_shard)
     finally:

@@ -2,7 +2,9 @@
 
 The same :class:`Worker` runs in the main process (``--workers 1``) or in spawned processes that
 talk to the main process through two queues. Workers never publish anything: they hand finished
-temp files to the main process, which records them in metadata.json and renames them.
+temp files to the main process, which records them in metadata.json and renames them. With a core
+to spare (``overlap``) the shard files are written by a helper process
+(``collect.writer_process``), otherwise in the worker itself (``collect.writer.GroupWriter``).
 """
 from __future__ import annotations
 
@@ -16,53 +18,74 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from collect.config import Plan
-from collect.deflate import make_deflater
 from collect.policies import make_policy
 from collect.record import run_episode
-from collect.writer import ShardInfo, ShardWriter
+from collect.writer import GroupWriter, ShardInfo
+
+
+def make_sink(plan: Plan, out_dir: str, overlap: bool, seal: bool = True):
+    """Where episodes go: a ``WriterProcess`` if ``overlap`` and one can start, else a
+    ``GroupWriter`` in this process (``seal``: fsync and hash each shard as it is closed)."""
+    if overlap and hasattr(os, "memfd_create"):
+        from collect.writer_process import WriterProcess
+
+        lock = os.path.join(out_dir, f".lock-{plan.slice_index}of{plan.slices}")
+        try:
+            return WriterProcess(out_dir, plan.chunk_frames, plan.level, plan.shard_mb, lock)
+        except OSError:
+            pass
+    return GroupWriter(out_dir, plan.chunk_frames, plan.level, plan.shard_mb, seal=seal)
 
 
 class Worker:
-    """``overlap``: deflate in a helper process (``collect.deflate``), for when a core is spare."""
+    """``overlap``: write shards in a helper process, for when a core is spare. ``seal=False``: an
+    in-process writer hands shards over closed but not yet fsynced and hashed (``ShardInfo.seal``),
+    for a caller that does that off the stepping thread (the helper process always seals)."""
 
-    def __init__(self, plan: Plan, out_dir: str, env=None, policy=None, overlap: bool = False):
+    def __init__(self, plan: Plan, out_dir: str, env=None, policy=None, overlap: bool = False,
+                 seal: bool = True):
         self.plan, self.out_dir = plan, out_dir
-        self.deflater = make_deflater(overlap)
+        self.sink = make_sink(plan, out_dir, overlap, seal)
         self.env = env if env is not None else plan.make_env()
         self.policy = policy if policy is not None else make_policy(plan.policy, self.env)
 
     @property
     def overlapped(self) -> bool:
-        return self.deflater.overlapped
+        return self.sink.overlapped
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the helper process (known after ``close``)."""
+        return self.sink.cpu_seconds
 
     def close(self) -> None:
-        self.deflater.close()
+        self.sink.close()
 
     def run_group(self, indices: list[int], on_episode: Callable[[int, int], None],
-                  on_shard: Callable[[ShardInfo], None], seal: bool = True) -> None:
-        """Collects ``indices`` in order into one shard (more if it outgrows ``shard_mb``).
-        ``seal=False``: shards reach ``on_shard`` closed but not yet fsynced and hashed
-        (``ShardInfo.seal``), for a caller that does that off the stepping thread."""
-        p = self.plan
-        limit = p.shard_mb * 1e6
-        writer = None
+                  on_shard: Callable[[ShardInfo], None]) -> None:
+        """Collects ``indices`` in order into one shard (more if it outgrows ``shard_mb``). Shards
+        reach ``on_shard`` as they are finished, which with a helper process may be during a later
+        group or at ``flush``."""
+        p, sink = self.plan, self.sink
         try:
             for index in indices:
-                if writer is None:
-                    writer = ShardWriter(self.out_dir, index, p.chunk_frames, p.level, self.deflater)
                 rec = run_episode(self.env, self.policy, index, p.seed, p.options, p.max_steps,
-                                  frames=writer.frame_sink())
-                writer.add(rec)
+                                  frames=sink.frame_sink())
+                sink.add(rec)
                 on_episode(index, rec.steps)
-                if writer.bytes_estimate >= limit:
-                    on_shard(writer.close(seal))
-                    writer = None
-            if writer is not None:
-                on_shard(writer.close(seal))
-                writer = None
-        finally:
-            if writer is not None:
-                writer.abort()
+                for info in sink.take():
+                    on_shard(info)
+            sink.end_group()
+            for info in sink.take():
+                on_shard(info)
+        except BaseException:
+            sink.abort()
+            raise
+
+    def flush(self, on_shard: Callable[[ShardInfo], None]) -> None:
+        """Waits for every shard still being written and hands each to ``on_shard``."""
+        for info in self.sink.sync():
+            on_shard(info)
 
 
 def _die_with_parent() -> None:
@@ -103,11 +126,15 @@ def worker_main(plan_dict: dict, out_dir: str, tasks, results, lifeline, lock_pa
             os._exit(1)
         hold_slice_lock(lock_path)
         worker = Worker(Plan(**plan_dict), out_dir, overlap=overlap)
+        def on_shard(info: ShardInfo) -> None:
+            results.put(("shard", asdict(info)))
+
         while (group := tasks.get()) is not None:
             if lifeline.poll():
                 os._exit(1)
-            worker.run_group(group, on_episode, lambda info: results.put(("shard", asdict(info))))
+            worker.run_group(group, on_episode, on_shard)
+        worker.flush(on_shard)
         worker.close()
-        results.put(("exit", os.getpid(), time.process_time() + worker.deflater.cpu_seconds))
+        results.put(("exit", os.getpid(), time.process_time() + worker.cpu_seconds))
     except BaseException:
         results.put(("error", traceback.format_exc()))

@@ -21,9 +21,8 @@ links to these groups)::
 
 Why direct chunk writes: deflating frames is the costly part of collecting (~18 µs per 64×64 frame at
 level 1-3 on this machine, twice that at level 4+, against ~160 µs per env step; h5py's lzf filter
-is slower here and ~2x larger, szip does not suit images). Doing it ourselves with ``zlib`` lets the
-collector deflate in a helper process while the env steps, when a core is spare
-(``collect.deflate``), and lets us pick zlib parameters; the finished chunks go to the file with
+is slower here and ~2x larger, szip does not suit images). Doing it ourselves with ``zlib``
+(``collect.deflate``) lets us pick zlib parameters; the finished chunks go to the file with
 ``write_direct_chunk``. The bytes are exactly what HDF5's gzip (+ shuffle) filters produce, so any
 HDF5 reader decodes them. ``crc32`` (an episode attribute) covers
 the episode's compressed chunks in dataset-name order: ``collect.verify`` uses it to name the
@@ -101,11 +100,10 @@ def _shuffled(chunk: np.ndarray) -> bytes:
 class FrameChunker:
     """An episode's frames on their way to the deflater, one ``append`` per frame (what
     ``collect.record.run_episode`` calls). Frames are copied into a chunk buffer from the deflater
-    (shared memory when a helper process compresses) and each chunk of ``chunk_frames`` frames is
-    submitted as soon as it is full, so it is compressed while the env steps on, and the episode's
+    and each chunk of ``chunk_frames`` frames is submitted as soon as it is full, so the episode's
     frames are never all held. ``finish`` submits the last chunk (padded with zero frames to the
     chunk size, as HDF5 stores edge chunks); an episode shorter than a chunk is one chunk of its own
-    length."""
+    length. (``collect.writer_process.FrameList`` cuts chunks the same way.)"""
 
     def __init__(self, deflater, chunk_frames: int, level: int):
         self.deflater, self.chunk_frames, self.level = deflater, chunk_frames, level
@@ -122,7 +120,8 @@ class FrameChunker:
                 self.shape, self.dtype = frame.shape, frame.dtype
             self._slot, buf = self.deflater.frame_slot((self.chunk_frames, *self.shape), self.dtype)
             self._buf, self._k = buf, 0
-        if frame.shape != self.shape or frame.dtype != self.dtype:  # no silent broadcasting
+        if frame.shape != self.shape or (frame.dtype is not self.dtype and frame.dtype != self.dtype):
+            # no silent broadcasting
             raise ValueError(f"frame {self.count} is {frame.shape} {frame.dtype}, the first was "
                              f"{self.shape} {self.dtype}")
         k = self._k
@@ -136,12 +135,11 @@ class FrameChunker:
         return self.count
 
     def _submit(self, rows: int) -> None:
-        if self._k < rows:  # edge chunks are stored at full chunk size
-            self._buf[self._k:rows] = 0
         self.rows = rows
-        nbytes = rows * self._buf[0].nbytes
-        self.jobs.append(self.deflater.submit_slot(self._slot, nbytes, self.level, COMPRESSOBJ,
-                                                   FRAME_MEM_LEVEL, 15))
+        frame = self._buf[0].nbytes
+        # edge chunks are stored at full chunk size: the deflater zero-fills past ``filled``
+        self.jobs.append(self.deflater.submit_slot(self._slot, rows * frame, self.level, COMPRESSOBJ,
+                                                   FRAME_MEM_LEVEL, 15, filled=self._k * frame))
         self._slot, self._buf = None, None
 
     def finish(self) -> FrameChunker:
@@ -149,6 +147,15 @@ class FrameChunker:
         if self._buf is not None:
             self._submit(self.rows or min(self.chunk_frames, self.count))
         return self
+
+    @classmethod
+    def submitted(cls, deflater, chunk_frames: int, level: int, count: int, shape: tuple, dtype,
+                  rows: int, jobs: list[int]) -> FrameChunker:
+        """A finished chunker whose chunks were submitted elsewhere (``collect._writer_helper``:
+        the collector's chunks, deflated from shared memory as ``deflater`` jobs ``jobs``)."""
+        ch = cls(deflater, chunk_frames, level)
+        ch.count, ch.shape, ch.dtype, ch.rows, ch.jobs = count, tuple(shape), np.dtype(dtype), rows, jobs
+        return ch
 
     def blob(self, results: list[bytes]) -> Blob:
         zeros = (0,) * len(self.shape)
@@ -280,6 +287,8 @@ class ShardInfo:
 
     def seal(self, out_dir: str | Path) -> ShardInfo:
         """fsync the finished temp file and record its size and sha256 (GIL-free work, mostly)."""
+        if self.sha256:  # sealed already (by the shard writer process)
+            return self
         path = Path(out_dir) / self.tmp
         fsync_file(path)
         self.sha256, self.bytes = sha256_file(path), path.stat().st_size
@@ -371,6 +380,57 @@ class ShardWriter:
         self.pending = None
         self.file.close()
         self.tmp.unlink(missing_ok=True)
+
+
+class GroupWriter:
+    """A group of episodes (consecutive pending indices, in order) into shards: a new shard at the
+    group's first episode and after any episode that brings the current one to ``shard_mb`` (as
+    measured by ``ShardWriter.bytes_estimate``, which lags one episode). The same rule wherever it
+    runs (the worker, or ``collect._writer_helper``), so shard boundaries never depend on where.
+    Finished shards collect in ``done`` until the caller takes them. (``WriterProcess`` has the
+    same calls and runs one of these in a helper process.)"""
+
+    overlapped = False  # compression runs in the calling thread
+    cpu_seconds = 0.0  # CPU time spent outside this process
+
+    def __init__(self, out_dir: str | Path, chunk_frames: int, level: int, shard_mb: float, deflater=None,
+                 seal: bool = True):
+        self.out_dir, self.chunk_frames, self.level = out_dir, chunk_frames, level
+        self.limit, self.seal = shard_mb * 1e6, seal
+        self.deflater = deflater if deflater is not None else InlineDeflater()
+        self.writer: ShardWriter | None = None
+        self.done: list[ShardInfo] = []
+
+    def frame_sink(self) -> FrameChunker:
+        return FrameChunker(self.deflater, self.chunk_frames, self.level)
+
+    def add(self, rec: EpisodeRecord) -> None:
+        if self.writer is None:
+            self.writer = ShardWriter(self.out_dir, rec.index, self.chunk_frames, self.level, self.deflater)
+        self.writer.add(rec)
+        if self.writer.bytes_estimate >= self.limit:
+            self.end_group()
+
+    def end_group(self) -> None:
+        """Closes the open shard (the next ``add`` starts a new one)."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            self.done.append(writer.close(self.seal))
+
+    def take(self) -> list[ShardInfo]:
+        done, self.done = self.done, []
+        return done
+
+    sync = take  # nothing runs elsewhere: everything added is written
+
+    def close(self) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        """Drops the open shard and its temp file."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.abort()
 
 
 def sha256_file(path: str | Path) -> str:

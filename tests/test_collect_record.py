@@ -117,32 +117,3 @@ def test_sb3_policy_loads_a_saved_model_without_unpickling(tmp_path, monkeypatch
     obs, _ = env.reset(seed=0)
     a = p(obs)
     assert isinstance(a, int) and env.action_space.contains(a) and a == p(obs)
-
-
-def test_helper_process_and_inline_writers_write_identical_shards(tmp_path):
-    """Frames streamed to a deflate helper process during the episode, or compressed inline from a
-    list afterwards: the same bytes (episode 1 is shorter than a chunk, so it is one short chunk)."""
-    from collect.deflate import InlineDeflater, ProcessDeflater
-    from collect.writer import ShardWriter
-
-    env = make_env(ENV, 64, 64, 40)
-    policy = make_policy("random", env)
-    lengths = (40, 9, 40)
-    recs = [run_episode(env, policy, i, 0, max_steps=n) for i, n in enumerate(lengths)]
-    infos = []
-    for name, deflater in (("process", ProcessDeflater()), ("inline", InlineDeflater())):
-        d = tmp_path / name
-        d.mkdir()
-        w = ShardWriter(d, 0, 16, 3, deflater)
-        for i, n in enumerate(lengths):
-            if name == "process":  # streamed: chunks go to the helper while the env steps
-                rec = run_episode(env, policy, i, 0, max_steps=n, frames=w.frame_sink())
-                np.testing.assert_array_equal(rec.actions, recs[i].actions)
-            else:
-                rec = recs[i]
-            w.add(rec)
-        infos.append(w.close())
-        deflater.close()
-        assert deflater.cpu_seconds > 0 if name == "process" else deflater.cpu_seconds == 0
-    assert infos[0].sha256 == infos[1].sha256 and infos[0].episodes == [0, 1, 2]
-    assert infos[0].steps == [r.steps for r in recs] and recs[1].steps + 1 < 16

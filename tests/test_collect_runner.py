@@ -2,15 +2,13 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from collect_helpers import ENV, make_dataset
+from collect_helpers import ENV, cli_env, kill_after_shards, make_dataset
 
 import envs
 from collect import open_dataset
@@ -39,30 +37,12 @@ def test_dataset_is_identical_across_runs_and_worker_counts(tmp_path):
         assert all((tmp_path / x / f).read_bytes() == ref for x in "bcd")
 
 
-def _env():
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", PYTHONPATH=str(ROOT))
-    return env
-
-
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "collect", "--env", ENV, "--out", str(out), "--episodes", "30",
            "--max-steps", "200", "--policy", "heuristic", "--workers", "2", "--shard-episodes", "1",
            "--seed", "5", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(out.glob("shard-*.h5"))) < 3 and proc.poll() is None:
-        time.sleep(0.01)
-    if proc.poll() is not None:
-        pytest.fail(f"the collection ended (rc {proc.returncode}) before it could be killed: "
-                    f"{proc.stderr.read().decode()[-2000:]}")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(1.0)  # workers notice (lifeline pipe) at the end of their current episode
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    time.sleep(1.0)
-    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert before == after, "orphaned workers kept writing after the collector was killed"
+    kill_after_shards(cmd, out)  # workers notice (lifeline pipe) at the end of their current episode
 
     # what is visible after the kill: only complete, checksummed shards
     report = verify(out, deep=True)
@@ -70,7 +50,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     partial = open_dataset(out)
     assert 3 <= len(partial) < 30
 
-    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=_env(), capture_output=True, text=True,
+    done = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     ds = open_dataset(out)
@@ -204,6 +184,6 @@ def test_cli_help_and_subprocess_error_has_no_traceback(capsys):
                  "--options", "--shard", "--resume", "--overwrite"):
         assert flag in out
     r = subprocess.run([sys.executable, "-m", "collect", "--out", "/tmp/never", "--env", "Bad-v9"], cwd=ROOT,
-                       env=_env(), capture_output=True, text=True, timeout=60)
+                       env=cli_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]

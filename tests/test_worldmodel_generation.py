@@ -6,8 +6,8 @@ static buffers, the same write-back, run eagerly. Capture itself is CUDA only; o
 """
 import pytest
 import torch
-
 from test_worldmodel import balls, micro_cfg
+
 from worldmodel import sampling
 from worldmodel.graphs import StepGraph
 from worldmodel.model import WorldModel
