@@ -15,6 +15,9 @@ it, the built-in ``real`` predictors need it to rebuild the scene. Built in:
 ``real-perturbed``  the same, with every dynamic body nudged 0.5 px in a random direction and its
                     velocity by 1% of its speed right after the last context frame, from a generator
                     seeded by (episode seed, sample): the physical-variance floor
+``real-redrawn``    the same, with every dynamic body's velocity turned to a random direction (speed
+                    kept) right after the last context frame: what one frame cannot tell, the
+                    reference of the one-frame diversity test
 ``copy-last``       the last context frame, repeated: the floor every model must beat
 ``corrupt:NAME``    ``real`` with one of ``evaluate.corrupt.CORRUPTIONS`` applied (the self-test)
 ``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``;
@@ -32,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from evaluate.rollouts import Episode, nudge, run
+from evaluate.rollouts import Episode, nudge, redraw_directions, run
 
 
 @runtime_checkable
@@ -103,6 +106,19 @@ class RealPerturbed(Real):
     def perturbation(self, ep: Episode, sample: int):
         rng = np.random.default_rng(np.random.SeedSequence([int(ep.seed), int(sample), 0x5EED]))
         return nudge(rng, self.position_px, self.velocity_frac)
+
+
+class RealRedrawn(Real):
+    """``real`` with the hidden velocities redrawn right after the last context frame (directions
+    uniform, speeds kept; see ``rollouts.redraw_directions``): with one context frame, the spread a
+    calibrated model should show."""
+
+    name = "real-redrawn"
+    deterministic = False
+
+    def perturbation(self, ep: Episode, sample: int):
+        rng = np.random.default_rng(np.random.SeedSequence([int(ep.seed), int(sample), 0xD1CE]))
+        return redraw_directions(rng)
 
 
 class WorldModelPredictor:
@@ -202,6 +218,7 @@ def _corrupt(name: str) -> Predictor:
 _FACTORIES: dict[str, Callable[[str], Predictor]] = {
     "real": lambda arg: Real(),
     "real-perturbed": lambda arg: RealPerturbed(),
+    "real-redrawn": lambda arg: RealRedrawn(),
     "copy-last": lambda arg: CopyLast(),
     "checkpoint": _checkpoint,
     "tokenizer": _tokenizer,

@@ -159,3 +159,19 @@ def nudge(rng: np.random.Generator, position_px: float = 0.5, velocity_frac: flo
             speed = body.velocity.length
             body.velocity += (velocity_frac * speed * np.cos(b), velocity_frac * speed * np.sin(b))
     return apply
+
+
+def redraw_directions(rng: np.random.Generator) -> Callable:
+    """A perturbation for one-frame contexts: every dynamic body keeps its speed but heads in a new,
+    uniformly random direction (draws from ``rng``). One frame shows where things are, not where they
+    are going: these rollouts are the spread that a calibrated model should reach from one frame
+    (the hidden velocities redrawn, as in evaluation-notes.md; speeds are kept as the scene's scale)."""
+    def apply(scene) -> None:
+        for thing in scene.things:
+            body = thing.body
+            if body.body_type != pymunk.Body.DYNAMIC:
+                continue
+            a = rng.uniform(0, 2 * np.pi)
+            speed = body.velocity.length
+            body.velocity = (speed * np.cos(a), speed * np.sin(a))
+    return apply

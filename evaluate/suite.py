@@ -5,7 +5,8 @@ predictor the k context frames, their k-1 actions and the T future actions; pars
 (last context frame + T future frames) and every dream sample with the same parser; score fidelity,
 persistence and physics per sample. Then, per episode: the same context with random future actions
 (ΔtPSNR), opposite constant actions in dream and real (counterfactual direction), and — with ≥ 2
-samples — one context frame, dream samples against ``real-perturbed`` samples (diversity).
+samples — one context frame, dream samples against ``real-redrawn`` samples (diversity: the real
+scene from that frame with the velocities it cannot show redrawn).
 A failing episode is kept in the result with its error; the aggregates use the others.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from evaluate.metrics import (
 )
 from evaluate.metrics.coherence import ABNORMAL, CHECKS, coherence, flags
 from evaluate.parser import DEFAULT_TOLERANCE, Catalogue, track, unoccluded
-from evaluate.predictors import Predictor, RealPerturbed, make_predictor
+from evaluate.predictors import Predictor, RealRedrawn, make_predictor
 from evaluate.rollouts import POLICIES, Episode, make_scene, run
 
 REPORT_TIMES = (1, 8, 16, 32, 64)
@@ -223,7 +224,7 @@ def _episode(pred: Predictor, ep: Episode, cfg: _Config, action_space, names) ->
         ref1 = Reference(real.window(0, T + 1), cfg.tolerance)
         cf1, ca1, fa1 = real.frames[None, :1], real.actions[None, :0], real.actions[None, :T]
         d1 = _predict(pred, cf1, ca1, fa1, S, ep)
-        p1 = d1 if isinstance(pred, RealPerturbed) else RealPerturbed().predict(cf1, ca1, fa1, S, [ep])[0]
+        p1 = d1 if isinstance(pred, RealRedrawn) else RealRedrawn().predict(cf1, ca1, fa1, S, [ep])[0]
         keep = ref1.pr[-1]
         fd = np.stack([ref1.final(ref1.parse(x)) for x in d1])
         fp = np.stack([ref1.final(ref1.parse(x)) for x in p1])

@@ -15,8 +15,8 @@ import envs
 from evaluate import EvalResult, make_predictor, run_suite
 from evaluate.metrics import control, fidelity, persistence, physics
 from evaluate.metrics.coherence import CHECKS
-from evaluate.predictors import REFERENCE_ROWS, CopyLast, Real, RealPerturbed
-from evaluate.rollouts import Episode, run
+from evaluate.predictors import REFERENCE_ROWS, CopyLast, Real, RealPerturbed, RealRedrawn
+from evaluate.rollouts import Episode, make_scene, redraw_directions, run
 from evaluate.schema import REPORT_SCHEMA, validate
 from evaluate.selftest import parser_accuracy
 
@@ -75,6 +75,26 @@ def test_predictors_shapes_and_determinism():
         Real().predict(cf, ca, fa, S, None)
     with pytest.raises(ValueError, match="context frames"):
         Real().predict(cf, ca, fa, S, [Episode(BB, 8)])
+
+
+def test_real_redrawn_keeps_speeds_and_redraws_directions():
+    """The one-frame diversity reference: same positions and speeds, new headings, seeded per sample."""
+    ep = Episode(BB, 7)
+    scene = make_scene(ep)
+    scene.reset(seed=ep.seed)
+    bodies = [t.body for t in scene.things if t.body.body_type == t.body.DYNAMIC]
+    before = [(b.position, b.velocity) for b in bodies]
+    redraw_directions(np.random.default_rng(0))(scene)
+    assert bodies and all(b.position == p for b, (p, _) in zip(bodies, before))
+    assert all(abs(b.velocity.length - v.length) < 1e-9 for b, (_, v) in zip(bodies, before))
+    assert all(abs(b.velocity.get_angle_between(v)) > 1e-3 for b, (_, v) in zip(bodies, before))
+    scene.close()
+    ro = run(ep, 12)
+    cf, ca, fa = ro.frames[None, :1], ro.actions[None, :0], ro.actions[None, :12]
+    red = RealRedrawn().predict(cf, ca, fa, 3, [ep])
+    assert not np.array_equal(red[0, 0], red[0, 1])  # per-sample generators
+    assert np.array_equal(red, RealRedrawn().predict(cf, ca, fa, 3, [ep]))  # seeded
+    assert make_predictor("real-redrawn").name == "real-redrawn"
 
 
 def test_make_predictor_specs():
