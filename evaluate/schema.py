@@ -48,7 +48,7 @@ METRICS = {
     "delta_psnr@t": "ΔtPSNR: PSNR with the true − with random actions at t",
     "cf_cos": "cosine of dream vs real displacement under opposite actions",
     "cf_gain": "‖Δp_dream‖ / ‖Δp_real‖ under opposite actions",
-    "div_ratio": "spread of final positions (1 context frame) / real-redrawn's",
+    "div_ratio": "spread of final positions (1 context frame) / real-redrawn's, pooled over episodes",
     "div_dissimilarity": "mean pairwise 1 − SSIM of the samples' final frames",
     "div_best_over_mean": "best-of-K / mean-of-K final position error",
 }

@@ -263,6 +263,10 @@ def _aggregate(results: list[dict], T: int) -> tuple[dict, dict, dict, dict]:
     ep_keys = sorted({k for r in ok for k in r["episode"]})
     for key in ep_keys:
         summary[key] = nanmean([r["episode"].get(key, math.nan) for r in ok])
+    scored = [r["episode"] for r in ok if not math.isnan(r["episode"].get("div_ratio", math.nan))]
+    if scored:  # pooled, like ΔtPSNR: see diversity.pooled_ratio
+        summary["div_ratio"] = diversity.pooled_ratio([e["div_spread"] for e in scored],
+                                                      [e["div_spread_real"] for e in scored])
     with_control = [r for r in ok if "mse_random" in r]
     if with_control:  # ΔtPSNR from the MSE pooled over every rollout, like the PSNR curve
         summary.update(control.delta_psnr(np.concatenate([r["mse_true"] for r in with_control]),

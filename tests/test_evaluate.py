@@ -97,6 +97,14 @@ def test_real_redrawn_keeps_speeds_and_redraws_directions():
     assert make_predictor("real-redrawn").name == "real-redrawn"
 
 
+def test_diversity_ratio_is_pooled_over_episodes():
+    from evaluate.metrics import diversity
+
+    dream, real = [1.0, 1.0, 3.0], [2.0, 4.0, 0.06]  # the last reference barely spreads: its ratio is 50
+    assert diversity.pooled_ratio(dream, real) == pytest.approx(5 / 6.06)
+    assert diversity.pooled_ratio([1.0], [0.01]) != diversity.pooled_ratio([1.0], [0.01])  # NaN: no spread
+
+
 def test_make_predictor_specs():
     assert [make_predictor(s).name for s in REFERENCE_ROWS] == list(REFERENCE_ROWS)
     assert make_predictor("corrupt:shift").name == "corrupt:shift"

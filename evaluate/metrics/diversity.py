@@ -6,7 +6,8 @@ one frame does not show, redrawn, as evaluation-notes.md asks of this calibratio
 
 * **Spread** = mean over objects (present in the real last frame and in every sample) of
   √(mean_s ‖p_s − p̄‖²) of the parsed final positions. **Ratio** = dream spread / real-redrawn spread:
-  collapse below 0.25, over-dispersion above 4 (NaN when the physical spread is under 0.05 px).
+  collapse below 0.25, over-dispersion above 4 (NaN when the physical spread is under 0.05 px); the
+  scene's figure pools the episodes (``pooled_ratio``).
   ``real`` is deterministic (it knows the hidden state) so its ratio is 0 by design, and
   ``real-perturbed`` (it knows the velocities up to 1%) sits far below 1 (measured: BouncingBalls 0.05).
 * **Pairwise dissimilarity** = mean 1 − SSIM between the samples' final frames.
@@ -37,6 +38,13 @@ def ratio(dream_spread: float, real_spread: float) -> float:
     if np.isnan(real_spread) or real_spread < MIN_SPREAD:
         return float("nan")
     return dream_spread / real_spread
+
+
+def pooled_ratio(dream_spreads, real_spreads) -> float:
+    """The scene's ratio: mean dream spread / mean reference spread over the episodes where both were
+    scored. A mean of per-episode ratios is ruled by the few episodes whose reference barely spreads
+    (measured on BouncingBalls: per-episode ratios from 0.05 to 174, mean 12.9, pooled 0.49)."""
+    return ratio(float(np.mean(dream_spreads)), float(np.mean(real_spreads)))
 
 
 def pairwise_dissimilarity(final_frames: np.ndarray) -> float:
