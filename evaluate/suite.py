@@ -225,7 +225,7 @@ def _episode(pred: Predictor, ep: Episode, cfg: _Config, action_space, names) ->
         cf1, ca1, fa1 = real.frames[None, :1], real.actions[None, :0], real.actions[None, :T]
         d1 = _predict(pred, cf1, ca1, fa1, S, ep)
         p1 = d1 if isinstance(pred, RealRedrawn) else RealRedrawn().predict(cf1, ca1, fa1, S, [ep])[0]
-        keep = ref1.pr[-1]
+        keep = ref1.pr[0]  # the objects of the context frame: their velocities are what one frame hides
         fd = np.stack([ref1.final(ref1.parse(x)) for x in d1])
         fp = np.stack([ref1.final(ref1.parse(x)) for x in p1])
         e["div_spread"], e["div_spread_real"] = diversity.spread(fd, keep), diversity.spread(fp, keep)
