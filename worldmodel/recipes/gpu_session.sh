@@ -8,7 +8,10 @@
 #   3. held-out rollouts of every run (python -m worldmodel.metrics on its dataset's held-out episodes);
 #   4. pack the `tiny` weights (fp32; ship them with python -m worldmodel.export), logs and benchmarks.
 #
-# The shipped checkpoints/bouncing_balls came from this recipe's step 2 (3 minutes, see its MODEL_CARD.md).
+# The shipped checkpoints/bouncing_balls came from this recipe's step 2 (3 minutes), resumed in a second
+# session (see its MODEL_CARD.md) with, on the device:
+#   BENCH=last CONTINUE=runs/gpu/bb_tiny2 CONTINUE_STEPS=4300 MINUTES=5 TINY_BATCH=256 METRICS_TIMEOUT=60 \
+#       bash worldmodel/recipes/gpu_session.sh 2>&1 | tee $OUT/session.log       (≈ 8 minutes in all)
 #
 # Sizes come from the environment so that the same script runs as a dry run on a CPU:
 #   MINUTES=0.3 EPISODES=16 OTHER_EPISODES=10 EVAL_EPISODES=2 TINY_BATCH=4 SMALL_BATCH=2 DEVICE=cpu \
