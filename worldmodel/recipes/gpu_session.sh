@@ -12,6 +12,8 @@
 # session (see its MODEL_CARD.md) with, on the device:
 #   BENCH=last CONTINUE=runs/gpu/bb_tiny2 CONTINUE_STEPS=4300 MINUTES=5 TINY_BATCH=256 METRICS_TIMEOUT=60 \
 #       bash worldmodel/recipes/gpu_session.sh 2>&1 | tee $OUT/session.log       (≈ 8 minutes in all)
+# Next: dynamics on the better CPU-trained tokenizer (runs/tok_long/bb2k_more: 31-33 dB held-out against
+# the shipped 28-30; carry it): BENCH=none TOKENIZER=runs/tok_long/bb2k_more MINUTES=8 TINY_BATCH=256 ...
 #
 # Sizes come from the environment so that the same script runs as a dry run on a CPU:
 #   MINUTES=0.3 EPISODES=16 OTHER_EPISODES=10 EVAL_EPISODES=2 TINY_BATCH=4 SMALL_BATCH=2 DEVICE=cpu \
@@ -36,6 +38,9 @@ SMALL_BATCH=${SMALL_BATCH:-48}
 # An H100 ran `tiny` at batch 128 at 12.6 steps/s (bench: 11.8 steps/s at batch 256): set MINUTES a little
 # above what CONTINUE_STEPS needs, since the deadline stops a run before its schedule ends.
 CONTINUE=${CONTINUE:-""}
+# TOKENIZER=RUN starts bb_tiny from RUN's trained tokenizer stage (carry RUN to the device) and trains
+# only the dynamics, for MINUTES, on its codes.
+TOKENIZER=${TOKENIZER:-""}
 CONTINUE_STEPS=${CONTINUE_STEPS:-7600}
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -97,6 +102,9 @@ train_runs() {
     if [ -n "$CONTINUE" ]; then
         rm -rf "$W/runs/bb_tiny" && mkdir -p "$W/runs" && cp -r "$CONTINUE" "$W/runs/bb_tiny"
         train bb_tiny $W/data/bb tiny --resume --stage dynamics --steps "$CONTINUE_STEPS" "${TINY[@]}"
+    elif [ -n "$TOKENIZER" ]; then
+        rm -rf "$W/runs/bb_tiny" && mkdir -p "$W/runs/bb_tiny" && cp -r "$TOKENIZER/tokenizer" "$W/runs/bb_tiny/"
+        train bb_tiny $W/data/bb tiny --stage dynamics "${TINY[@]}"
     else
         train bb_tiny $W/data/bb tiny "${TINY[@]}"
     fi
