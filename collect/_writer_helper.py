@@ -17,7 +17,6 @@ import fcntl  # noqa: E402
 import json  # noqa: E402
 import mmap  # noqa: E402
 import signal  # noqa: E402
-import struct  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict  # noqa: E402
 
@@ -25,10 +24,8 @@ import numpy as np  # noqa: E402
 
 from collect.deflate import InlineDeflater, Part  # noqa: E402
 from collect.record import EpisodeRecord  # noqa: E402
-from collect.writer import FrameChunker, GroupWriter  # noqa: E402
-from collect.writer_process import descr_from_json, pack  # noqa: E402
-
-_LEN = struct.Struct("<I")
+from collect.writer import FrameChunker, GroupWriter, _nested_infos  # noqa: E402
+from collect.writer_process import HEADER, descr_from_json, pack  # noqa: E402
 
 
 def die_with_parent(parent: int) -> None:
@@ -52,10 +49,10 @@ def read_exact(fd: int, n: int):
 
 
 def read_msg(fd: int):
-    head = read_exact(fd, _LEN.size)
+    head = read_exact(fd, HEADER.size)
     if head is None:
         return None
-    data = read_exact(fd, _LEN.unpack(head)[0])
+    data = read_exact(fd, HEADER.unpack(head)[0])
     return None if data is None else json.loads(bytes(data))
 
 
@@ -92,21 +89,14 @@ class Helper:
             count = int(np.prod(shape))
             arrays[name] = np.frombuffer(data, dtype, count, pos).reshape(shape)
             pos += count * dtype.itemsize
-        infos: dict = {}
-        for name, arr in arrays.items():
-            if name.startswith("infos/"):
-                *path, leaf = name.split("/")[1:]
-                d = infos
-                for k in path:
-                    d = d.setdefault(k, {})
-                d[leaf] = arr
         frames = FrameChunker.submitted(self.deflater, self.chunk_frames, self.level, msg["count"],
                                         msg["shape"], msg["dtype"], msg["rows"], self.jobs)
         self.jobs = []
         self.group.add(EpisodeRecord(
             index=msg["index"], seed=msg["seed"], policy_seed=msg["policy_seed"], options=msg["options"],
             frames=frames, actions=arrays["actions"], rewards=arrays["rewards"],
-            terminations=arrays["terminations"], truncations=arrays["truncations"], infos=infos))
+            terminations=arrays["terminations"], truncations=arrays["truncations"],
+            infos=_nested_infos(arrays)))
 
     def handle(self, msg: dict) -> dict:
         op, freed, out = msg["op"], [], {}

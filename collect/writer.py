@@ -91,6 +91,19 @@ def _flat_arrays(rec: EpisodeRecord) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def _nested_infos(flat: dict[str, np.ndarray]) -> dict:
+    """The inverse of ``_flat_arrays`` for the infos: {"infos/a/b": x} -> {"a": {"b": x}}."""
+    infos: dict = {}
+    for name, arr in flat.items():
+        if name.startswith("infos/"):
+            *path, leaf = name.split("/")[1:]
+            d = infos
+            for k in path:
+                d = d.setdefault(k, {})
+            d[leaf] = arr
+    return infos
+
+
 def _shuffled(chunk: np.ndarray) -> bytes:
     """HDF5's shuffle filter: byte j of every element, then byte j + 1, …"""
     size = chunk.dtype.itemsize

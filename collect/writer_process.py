@@ -42,7 +42,7 @@ from collect.writer import FRAME_MEM_LEVEL, ShardInfo, _flat_arrays
 
 #: shared memory per helper (virtual: only slots ever used are touched)
 SHM_BYTES = 256 << 20
-_LEN = struct.Struct("<I")
+HEADER = struct.Struct("<I")  # the length of the JSON message that follows
 HELPER = Path(__file__).resolve().parent / "_writer_helper.py"
 
 
@@ -52,7 +52,7 @@ class WriterProcessError(RuntimeError):
 
 def pack(msg: dict) -> bytes:
     data = json.dumps(msg, separators=(",", ":")).encode()
-    return _LEN.pack(len(data)) + data
+    return HEADER.pack(len(data)) + data
 
 
 _DESCRS: dict = {}
@@ -276,7 +276,7 @@ class WriterProcess:
     def _handle(self) -> None:
         buf = self._inbuf
         while len(buf) >= 4:
-            n = _LEN.unpack_from(buf)[0]
+            n = HEADER.unpack_from(buf)[0]
             if len(buf) < 4 + n:
                 break
             msg = json.loads(bytes(buf[4:4 + n]))

@@ -145,15 +145,16 @@ def run(ep: Episode, steps: int, actions=None, perturb: Callable | None = None, 
                    rec["dynamic"], colors, gravity, terminated_at)
 
 
+def _dynamic_bodies(scene):
+    return [t.body for t in scene.things if t.body.body_type == pymunk.Body.DYNAMIC]
+
+
 def nudge(rng: np.random.Generator, position_px: float = 0.5, velocity_frac: float = 0.01) -> Callable:
     """A perturbation: every dynamic body moves ``position_px`` pixels in a random direction and its
     velocity changes by ``velocity_frac`` of its speed in a random direction (draws from ``rng``)."""
     def apply(scene) -> None:
         step = position_px / scene.scale  # world units
-        for thing in scene.things:
-            body = thing.body
-            if body.body_type != pymunk.Body.DYNAMIC:
-                continue
+        for body in _dynamic_bodies(scene):
             a, b = rng.uniform(0, 2 * np.pi, size=2)
             body.position += (step * np.cos(a), step * np.sin(a))
             speed = body.velocity.length
@@ -167,10 +168,7 @@ def redraw_directions(rng: np.random.Generator) -> Callable:
     are going: these rollouts are the spread that a calibrated model should reach from one frame
     (the hidden velocities redrawn, as in evaluation-notes.md; speeds are kept as the scene's scale)."""
     def apply(scene) -> None:
-        for thing in scene.things:
-            body = thing.body
-            if body.body_type != pymunk.Body.DYNAMIC:
-                continue
+        for body in _dynamic_bodies(scene):
             a = rng.uniform(0, 2 * np.pi)
             speed = body.velocity.length
             body.velocity = (speed * np.cos(a), speed * np.sin(a))

@@ -542,9 +542,12 @@ class Dynamics(nn.Module):
         """Samples the next frame's codes given ``action`` (B,) or (B, k) and advances the state.
         ``generator``: None, a torch.Generator or one per batch row (``sampling.draw``).
         Returns codes (B, h, w), reward (B,) and termination probability (B,)."""
-        u = sampling.draw(action.shape[0], (self.check_steps(steps), 2, *self.cfg.grid), generator,
-                          state.pending.device)
+        u = self.frame_uniforms(action.shape[0], steps, generator, state.pending.device)
         return self.predict_with(state, action, u, temperature, top_k)
+
+    def frame_uniforms(self, batch: int, steps: int | None, generator, device) -> torch.Tensor:
+        """The random numbers of one generated frame for ``predict_with``: (B, steps, 2, h, w)."""
+        return sampling.draw(batch, (self.check_steps(steps), 2, *self.cfg.grid), generator, device)
 
     def predict_with(self, state: DynamicsState, action: torch.Tensor, u: torch.Tensor,
                      temperature: float = 1.0, top_k: int | None = None,

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from worldmodel import sampling
 from worldmodel.config import WorldModelConfig
 from worldmodel.dynamics import Dynamics, DynamicsState
 from worldmodel.graphs import StepGraph
@@ -93,8 +92,7 @@ class WorldModel(nn.Module):
         """actions (B,) or (B, k) -> frames (B, H, W, 3) uint8, rewards (B,), termination probs (B,)."""
         a = self.prepare_actions(actions)
         ds = state.dynamics
-        u = sampling.draw(a.shape[0], (self.dynamics.check_steps(state.steps), 2, *self.dynamics.cfg.grid),
-                          state.generator, self.device)
+        u = self.dynamics.frame_uniforms(a.shape[0], state.steps, state.generator, self.device)
         if state.graph is not None and state.graph.ready(ds):
             tokens, frames, reward, term = state.graph.step(ds, a, u, state.temperature, state.top_k)
         else:
