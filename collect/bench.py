@@ -3,9 +3,12 @@
 * overhead: collecting with one worker vs. stepping the same env with the same policy and seeds and
   keeping nothing (bar ≤ 15 %, goal ≤ 10 %); wall time, and CPU time of the process (shard writer
   helper included) and of the stepping thread;
-* scaling: two worker processes vs. one (bar ≥ 1.7× on two cores; includes process start-up);
+* scaling: two worker processes vs. one (bar ≥ 1.7× on two cores; includes process start-up, so
+  short runs score lower: at 400 episodes ~0.03× less than at 1,000);
   with ``--deflate auto`` one worker writes its shards in a helper process when a core is spare
   and two workers on two cores write inline (``--deflate inline`` compares like with like);
+* codecs: µs per frame and output size of igzip and zlib levels on one scene's 16-frame chunks
+  (what ``--level`` picks, ``collect.deflate``);
 * bytes on disk / raw frame bytes for every registered scene (bar ≤ 5 % on BouncingBalls 64×64,
   goal ≤ 2 %), with the frames' share;
 * loader: random 16-frame windows per second from one process (bar ≥ 2,000, goal ≥ 10,000).
@@ -101,7 +104,7 @@ def bench_overhead(tmp: Path, env_id: str, policy: str, episodes: int, max_steps
 def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int,
                   deflate: str = "auto") -> dict:
     one, two = [], []
-    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps, shard_episodes=8,
+    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps,
               deflate=deflate)
     for _ in range(repeats):
         one.append(timed_collect(tmp / "w1", workers=1, **kw))
@@ -114,7 +117,38 @@ def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps:
             "one_deflate": [x.deflate for x in one], "two_deflate": [x.deflate for x in two]}
 
 
-def bench_bytes(tmp: Path, env_ids: list[str], episodes: int, max_steps: int, level: int = 3) -> list[dict]:
+def bench_codecs(env_id: str, episodes: int, max_steps: int, repeats: int,
+                 levels: tuple[int, ...] = (1, 2, 3, 4, 6)) -> list[dict]:
+    """Each level of ``collect.deflate`` on the frame chunks of ``episodes`` random-policy episodes."""
+    from collect.deflate import COMPRESSOBJ, codec, deflate_part
+    from collect.record import run_episode
+    from collect.writer import FRAME_MEM_LEVEL
+
+    env = make_env(env_id, 64, 64, max_steps)
+    pol = make_policy("random", env)
+    chunks = []
+    for i in range(episodes):
+        obs = run_episode(env, pol, i, 0, max_steps=max_steps).observations
+        for k in range(0, len(obs), 16):
+            chunk = np.zeros((16, *obs.shape[1:]), np.uint8)  # edge chunks are zero-padded, as stored
+            chunk[:len(obs[k:k + 16])] = obs[k:k + 16]
+            chunks.append(chunk.tobytes())
+    env.close()
+    raw, frames = sum(map(len, chunks)), 16 * len(chunks)
+    rows = []
+    for level in levels:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = [deflate_part(COMPRESSOBJ, level, FRAME_MEM_LEVEL, 15, c) for c in chunks]
+            times.append(time.perf_counter() - start)
+        us = statistics.median(times) / frames * 1e6
+        rows.append({"level": level, "codec": codec(level), "frames": frames, "us_per_frame": us,
+                     "ratio": sum(map(len, out)) / raw})
+    return rows
+
+
+def bench_bytes(tmp: Path, env_ids: list[str], episodes: int, max_steps: int, level: int = 1) -> list[dict]:
     import h5py
 
     from collect.dataset import open_dataset
@@ -195,14 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m collect.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--env", default="WorldGym/BouncingBalls-v0", help="scene for overhead, scaling, loader")
     p.add_argument("--policy", default="random", help="policy for overhead and scaling")
-    p.add_argument("--episodes", type=int, default=200,
-                   help="episodes per overhead run (scaling runs twice as many)")
+    p.add_argument("--episodes", type=int, default=500,
+                   help="episodes per overhead run (scaling runs twice as many: the 1,000 of a typical "
+                        "collection, where start-up and the last shard group weigh little)")
     p.add_argument("--max-steps", type=int, default=500, help="max steps per episode")
     p.add_argument("--repeats", type=int, default=3, help="repeats (medians are reported)")
     p.add_argument("--scenes", default="all", help="'all' registered scenes, 'none', or comma-separated ids")
     p.add_argument("--windows", type=int, default=5000, help="random windows read per loader repeat")
-    p.add_argument("--only", default="overhead,scaling,bytes,loader", help="sections to run")
-    p.add_argument("--level", type=int, default=3, help="gzip level for the bytes section")
+    p.add_argument("--only", default="overhead,scaling,codecs,bytes,loader", help="sections to run")
+    p.add_argument("--level", type=int, default=1, help="gzip level for the bytes section")
     p.add_argument("--deflate", default="auto", choices=("auto", "process", "inline"),
                    help="where shards are written for overhead and scaling (collect's --deflate)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -233,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"CPU seconds 2 workers / 1 worker {s['cpu_ratio']:.2f} -> "
                   f"{s['idle_speedup_estimate']:.2f}x on two idle cores; deflate 1 worker "
                   f"{'/'.join(s['one_deflate'])}, 2 workers {'/'.join(s['two_deflate'])}", flush=True)
+        if "codecs" in only:
+            rows = bench_codecs(args.env, 40, args.max_steps, args.repeats)
+            results["codecs"] = rows
+            for r in rows:
+                print(f"codec     --level {r['level']} ({r['codec']:10s}) {r['us_per_frame']:6.2f} µs per "
+                      f"64x64 frame, {r['ratio']:.2%} of raw ({r['frames']:,} frames of {args.env})",
+                      flush=True)
         if "bytes" in only and scenes:
             rows = bench_bytes(tmp, scenes, 8, args.max_steps, args.level)
             results["bytes"] = rows

@@ -64,7 +64,7 @@ def space_from_json(d: dict):
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("worldgym", "numpy", "gymnasium", "pymunk", "pygame", "h5py", *extra):
+    for pkg in ("worldgym", "numpy", "gymnasium", "pymunk", "pygame", "h5py", "isal", *extra):
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:

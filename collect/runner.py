@@ -24,11 +24,12 @@ from pathlib import Path
 
 from collect import meta as meta_mod
 from collect.config import CollectArgs, CollectError, Plan, resolve
+from collect.deflate import codec
 from collect.writer import FORMAT, FORMAT_VERSION, TMP_SUFFIX, ShardInfo, publish, sha256_file
 
-#: Pending episodes are cut into at least MIN_GROUPS shard groups of at least MIN_GROUP_SIZE episodes
-#: (within --shard-episodes) so that up to 16 workers have work; independent of --workers, so the
-#: files written do not depend on it.
+#: Pending episodes are cut into shard groups (``shard_groups``) of at least MIN_GROUP_SIZE episodes
+#: (within --shard-episodes), each at most 1/MIN_GROUPS of what is left, so that up to 16 workers
+#: have work; independent of --workers, so the files written do not depend on it.
 MIN_GROUPS, MIN_GROUP_SIZE = 16, 8
 _SHARD_RE = re.compile(r"^shard-(\d{8,})\.h5$")
 _TMP_RE = re.compile(r"^shard-(\d{8,})\.h5\.tmp$")
@@ -48,8 +49,8 @@ class Summary:
     target: int  # episodes this slice should have
     bytes: int  # this slice's shard bytes
     raw_frame_bytes: int
-    deflate: str = "inline"  # where zlib and HDF5 ran: "process" (a shard writer per worker: a core was
-    #                          spare) or "inline" (in the worker)
+    deflate: str = "inline"  # where compression and HDF5 ran: "process" (a shard writer per worker: a core
+    #                          was spare) or "inline" (in the worker)
     worker_cpu_seconds: float = 0.0  # CPU time of worker and shard writer processes (not this one's)
 
     @property
@@ -109,7 +110,8 @@ def _header(plan: Plan, env) -> dict:
         "slice": [plan.slice_index, plan.slices],
         "episodes_requested": plan.episodes,
         "storage": {"layout": "collect/writer.py", "chunk_frames": plan.chunk_frames,
-                    "compression": "gzip", "level": plan.level, "shard_episodes": plan.shard_episodes,
+                    "compression": "gzip", "level": plan.level,
+                    "codec": codec(plan.level), "shard_episodes": plan.shard_episodes,
                     "state": "padded per episode: infos/state (T+1, N) structured + infos/state_count; "
                              "padding id -1, rest 0; contacts (T+1, K, 2) padded -2 + contacts_count"},
         "versions": meta_mod.package_versions(extra),
@@ -243,10 +245,25 @@ def overlap_deflate(mode: str, workers: int) -> bool:
     return mode == "process"
 
 
+def shard_groups(pending: list[int], shard_episodes: int) -> list[list[int]]:
+    """Consecutive groups of ``pending``, each one shard (more if it outgrows ``--shard-mb``),
+    handed to whichever worker is free. Sizes shrink as the work runs out (guided scheduling): a
+    group is at most 1/16 of the episodes left, so the last groups are short and the workers finish
+    together rather than one waiting out another's long last group."""
+    groups, k = [], 0
+    while k < len(pending):
+        rest = len(pending) - k
+        size = min(shard_episodes, max(MIN_GROUP_SIZE, -(-rest // MIN_GROUPS)))
+        if size < rest < 2 * MIN_GROUP_SIZE:
+            size = min(size, -(-rest // 2))  # the last two groups share what is left, rather than a stub last
+        groups.append(pending[k:k + size])
+        k += size
+    return groups
+
+
 def _run(plan: Plan, out: Path, own_path: Path, meta: dict, pending: list[int], progress: bool,
          env, policy, deflate: str = "auto") -> tuple[int, str, float]:
-    size = min(plan.shard_episodes, max(MIN_GROUP_SIZE, -(-len(pending) // MIN_GROUPS)))
-    groups = [pending[k:k + size] for k in range(0, len(pending), size)]
+    groups = shard_groups(pending, plan.shard_episodes)
     if not groups:
         return 0, "inline", 0.0
     from tqdm import tqdm

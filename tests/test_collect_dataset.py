@@ -188,9 +188,12 @@ def test_inspect_and_video(data_dir, tmp_path, capsys):
 
 
 def test_bench_plumbing(tmp_path):
-    from collect.bench import bench_bytes, bench_overhead
+    from collect.bench import bench_bytes, bench_codecs, bench_overhead
 
     o = bench_overhead(tmp_path, "WorldGym/BouncingBalls-v0", "random", 2, 20, 1)
     assert o["steps"] > 0 and o["raw_s"] > 0 and o["collect_s"] > 0
     rows = bench_bytes(tmp_path, ["WorldGym/BouncingBalls-v0", "WorldGym/NotAScene-v0"], 2, 20)
     assert 0 < rows[0]["frames_ratio"] < rows[0]["ratio"] < 0.1 and "error" in rows[1]
+    codecs = bench_codecs("WorldGym/BouncingBalls-v0", 2, 20, 1, levels=(1, 6))
+    assert [c["codec"] for c in codecs] == ["isal.igzip", "zlib"]
+    assert all(c["us_per_frame"] > 0 and 0 < c["ratio"] < 0.1 for c in codecs)
