@@ -37,6 +37,18 @@ def test_dataset_is_identical_across_runs_and_worker_counts(tmp_path):
         assert all((tmp_path / x / f).read_bytes() == ref for x in "bcd")
 
 
+def test_shard_groups_cover_everything_and_shrink_towards_the_end():
+    from collect.runner import shard_groups
+
+    for n, cap in [(1000, 64), (300, 64), (150, 64), (9, 64), (6, 64), (30, 2), (7, 1)]:
+        groups = shard_groups(list(range(n)), cap)
+        assert [i for g in groups for i in g] == list(range(n))  # in order, each once
+        sizes = [len(g) for g in groups]
+        assert max(sizes) <= cap and sizes == sorted(sizes, reverse=True)
+    sizes = [len(g) for g in shard_groups(list(range(1000)), 64)]
+    assert sizes[0] == 63 and sizes[-2:] == [5, 4]  # a short last pair, not one long last group
+
+
 def test_every_level_stores_the_same_arrays(tmp_path):
     """igzip (levels 1-3, the default 1) and zlib (4-9) both write what HDF5's gzip filter reads:
     the stored episodes are equal, the metadata names the codec, and level 1 is not larger than
