@@ -104,8 +104,7 @@ def bench_overhead(tmp: Path, env_id: str, policy: str, episodes: int, max_steps
 def bench_scaling(tmp: Path, env_id: str, policy: str, episodes: int, max_steps: int, repeats: int,
                   deflate: str = "auto") -> dict:
     one, two = [], []
-    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps,
-              deflate=deflate)
+    kw = dict(env=env_id, policy=policy, episodes=episodes, max_steps=max_steps, deflate=deflate)
     for _ in range(repeats):
         one.append(timed_collect(tmp / "w1", workers=1, **kw))
         two.append(timed_collect(tmp / "w2", workers=2, **kw))
@@ -126,15 +125,14 @@ def bench_codecs(env_id: str, episodes: int, max_steps: int, repeats: int,
 
     env = make_env(env_id, 64, 64, max_steps)
     pol = make_policy("random", env)
-    chunks = []
+    chunks, cf = [], 16  # frames per chunk: collect's default
     for i in range(episodes):
         obs = run_episode(env, pol, i, 0, max_steps=max_steps).observations
-        for k in range(0, len(obs), 16):
-            chunk = np.zeros((16, *obs.shape[1:]), np.uint8)  # edge chunks are zero-padded, as stored
-            chunk[:len(obs[k:k + 16])] = obs[k:k + 16]
-            chunks.append(chunk.tobytes())
+        padded = np.zeros((-(-len(obs) // cf) * cf, *obs.shape[1:]), np.uint8)  # edge chunks are
+        padded[:len(obs)] = obs  # zero-padded, as stored
+        chunks += [padded[k:k + cf].tobytes() for k in range(0, len(padded), cf)]
     env.close()
-    raw, frames = sum(map(len, chunks)), 16 * len(chunks)
+    raw, frames = sum(map(len, chunks)), cf * len(chunks)
     rows = []
     for level in levels:
         times = []
