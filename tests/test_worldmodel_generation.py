@@ -42,6 +42,21 @@ def test_per_row_generators_make_a_row_independent_of_its_batch():
         sampling.draw(3, (2,), [torch.Generator(), torch.Generator()], "cpu")
 
 
+def test_keyed_uniforms_are_uniform_and_a_function_of_seed_stream_and_position_only():
+    """The training masks' random numbers: row b depends on seeds[b] alone (the DDP equality), a
+    stream number separates draws, and the values look uniform and uncorrelated."""
+    seeds = torch.tensor([3, 2**40 + 3, 7, 2**62 - 1])
+    u = sampling.keyed_uniform(seeds, 5, (4, 50))
+    assert u.shape == (4, 4, 50) and u.dtype == torch.float32 and 0 <= u.min() and u.max() < 1
+    assert torch.equal(u[2], sampling.keyed_uniform(seeds[2:3], 5, (4, 50))[0])
+    assert not torch.equal(u[0], u[1])  # the seeds' high bits count
+    assert (u != sampling.keyed_uniform(seeds, 6, (4, 50))).float().mean() > 0.99
+    big = sampling.keyed_uniform(torch.arange(2000), 1, (500,))
+    assert abs(float(big.mean()) - 0.5) < 2e-3 and abs(float(big.var()) - 1 / 12) < 1e-3
+    assert abs(float(torch.corrcoef(big[:, :2].T)[0, 1])) < 0.05  # neighbouring counters
+    assert abs(float(torch.corrcoef(big[:2])[0, 1])) < 0.15  # neighbouring seeds (500 values)
+
+
 @pytest.mark.parametrize("n_context,temperature", [(3, 1.0), (1, 1.0), (3, 0.0)])
 def test_graph_step_gives_the_eager_samples_from_the_same_generator(n_context, temperature):
     """Context 3 = K: the graph path from the first frame; context 1: eager until the cache is full."""

@@ -99,6 +99,23 @@ def test_resume_continues_the_step_count_bit_exactly(tmp_path):
     assert json.loads((tmp_path / "b" / "dynamics" / "train_state.json").read_text())["step"] == 8
 
 
+def test_a_finished_run_without_optimizer_state_trains_further_after_a_fresh_warm_up(tmp_path):
+    """An exported run (weights, no optimizer) resumed with a larger --steps: the schedule stretches to
+    the new total and the learning rate warms up again instead of hitting fresh Adam moments at full
+    strength."""
+    run = tmp_path / "r"
+    train.main(_args(run))
+    (run / "dynamics" / "optimizer.safetensors").unlink()
+    more = train.main(_args(run, "--resume", "--stage", "dynamics", steps=12))
+    assert more["dynamics"]["step"] == 12
+    state = json.loads((run / "dynamics" / "train_state.json").read_text())
+    assert state["rewarm_from"] == 8
+    lrs = {r["step"]: r["lr"] for r in _log(run, "dynamics")}
+    peak = train.preset("tiny").train.dynamics_lr
+    assert lrs[9] == pytest.approx(0.5 * train.lr_at(8, 12, peak, 2))  # warm-up of 2 steps (MICRO)
+    assert lrs[10] == pytest.approx(train.lr_at(9, 12, peak, 2))
+
+
 def _env():
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("WORLD_SIZE", None)

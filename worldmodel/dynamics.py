@@ -410,10 +410,10 @@ class Dynamics(nn.Module):
         B, T, h, w = tokens.shape
         N, n = T - 1, h * w
         dev = tokens.device
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds.tolist()]
+        seeds, streams = seeds.to(dev), iter(range(1, 100))
 
-        def rand(*shape):  # per-sample uniform draws, (B, *shape)
-            return torch.stack([torch.rand(*shape, generator=g) for g in gens]).to(dev)
+        def rand(*shape):  # per-sample uniform draws, (B, *shape); each call its own stream
+            return sampling.keyed_uniform(seeds, next(streams), shape)
 
         # masks for the queries: per frame, a share cos(π/2·u) of the codes (at least one)
         u = rand(N)  # (B, N)

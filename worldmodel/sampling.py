@@ -9,6 +9,12 @@ synchronisation, which is what lets one frame be captured and replayed as a CUDA
 Codes are sampled by inverting the cumulative distribution with the code's uniform (exact categorical
 sampling, like Gumbel-max, but with one random number per code instead of one per code *and* vocabulary
 entry, so a frame's draw stays small at any batch size).
+
+Training draws its masks and noise with ``keyed_uniform``: uniforms that are a pure function of (a
+sample's seed, a stream number, a counter), computed by an integer hash on the seeds' device. Sample i
+of a batch then gets the same numbers in any batch and on any number of processes (the DDP equality),
+with a handful of vectorised kernels instead of one ``torch.Generator`` and one host call per sample and
+draw (measured: 115 ms of host time per step at 1,024 windows, on the GPU's critical path).
 """
 from __future__ import annotations
 
@@ -26,6 +32,29 @@ def draw(batch: int, shape: tuple[int, ...], generator, device) -> torch.Tensor:
     else:
         u = torch.rand((batch, *shape), generator=generator, device=generator.device if generator else device)
     return u.to(device)
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xor-shift-multiply) on int64 tensors holding values in [0, 2^32). Both
+    multipliers are below 2^31, so no product leaves int64: the same bits on every device."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x31848BAB) & _M32
+    return x ^ (x >> 16)
+
+
+def keyed_uniform(seeds: torch.Tensor, stream: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniforms in [0, 1) of shape (B, *shape), float32, on ``seeds``' device: element j of row b is a
+    hash of (seeds[b], stream, j) alone. seeds (B,) int64 ≥ 0; ``stream`` separates a caller's draws."""
+    seeds = seeds.long()
+    key = _mix32((seeds & _M32) ^ _mix32(((seeds >> 32) & _M32) ^ _mix32(torch.full_like(seeds, stream))))
+    count = torch.arange(int(torch.tensor(shape).prod()) if shape else 1, device=seeds.device)
+    bits = _mix32(_mix32((key[:, None] + count[None] * 0x9E3779B9) & _M32) ^ key[:, None])
+    return ((bits >> 8).float() * 2.0 ** -24).view(len(seeds), *shape)
 
 
 def gumbel(u: torch.Tensor) -> torch.Tensor:

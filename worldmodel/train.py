@@ -12,9 +12,10 @@ Ctrl-C/SIGTERM. Everything random (batches, masks, noise) is a function of (seed
 a resumed run continues exactly where the checkpoint was taken and a batch split over N processes
 gives the loss of the same batch in one process.
 
-With ``--minutes M`` (and no ``--steps``) the loop measures its speed over steps 5–15 and plans the
-step count (and so the learning-rate schedule) to end in time; ``--stage all`` gives the tokenizer
-``tokenizer_time_fraction`` of M.
+With ``--minutes M`` the loop measures its speed over steps 5–15 and plans the step count (and so the
+learning-rate schedule) to end in time, at most ``--steps`` (default: the preset's); ``--stage all``
+gives the tokenizer ``tokenizer_time_fraction`` of M. To train a finished stage further, resume it
+with a larger ``--steps`` (and ``--minutes``): its cosine schedule is stretched to the new total.
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class Args:
     out: str = "runs/wm"
     """run directory"""
     steps: int | None = None
-    """optimizer steps per stage (total, counting steps before a resume); default: the preset's"""
+    """optimizer steps per stage (total, counting steps before a resume; with --minutes, at most this
+    many); default: the preset's"""
     minutes: float | None = None
     """wall-clock budget of this invocation (all stages together)"""
     device: str = "auto"
@@ -168,18 +170,21 @@ def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _mean_across(values: list[float], ctx: Ctx) -> list[float]:
+def _mean_across(values, ctx: Ctx) -> torch.Tensor:
+    """The mean over processes of a list or tensor of numbers, as a float64 tensor on the CPU. The
+    collective runs on ``ctx.device``: NCCL reduces only CUDA tensors."""
+    t = torch.as_tensor(values, dtype=torch.float64)
     if ctx.world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64)
+        return t
+    t = t.to(ctx.device)
     dist.all_reduce(t)
-    return (t / ctx.world).tolist()
+    return (t / ctx.world).cpu()
 
 
 def _any_across(flag: bool, ctx: Ctx) -> bool:
     if ctx.world == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
@@ -205,7 +210,10 @@ def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.o
     decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
     other = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+    # fused: one kernel for all parameters on CUDA instead of a few per tensor (the tiny models are
+    # launch-bound on a GPU)
+    fused = all(p.is_cuda for p in decay + other) or None
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=fused)
 
 
 def lr_at(step: int, planned: int, peak: float, warmup: int) -> float:
@@ -230,15 +238,21 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     tc, args = ctx.cfg.train, ctx.args
     opt = make_optimizer(module, peak_lr, tc.weight_decay)
     state = {"stage": stage, "step": 0, "planned_steps": args.steps or default_steps, "seed": tc.seed,
-             "elapsed_s": 0.0, "done": False, "calibrated": args.steps is not None or args.minutes is None}
+             "elapsed_s": 0.0, "done": False, "calibrated": args.minutes is None}
     if ckpt.has_stage(ctx.run, stage):
         if not args.resume:
             raise SystemExit(f"{ctx.run / stage} exists: pass --resume to continue it, "
                              "or choose another --out")
         state.update(ckpt.load_stage(ctx.run, stage, module, opt))
         state["interrupted"] = False
+        if not opt.state and state["step"] < (args.steps or state["planned_steps"]):
+            # weights without optimizer state (a packed or exported run): Adam restarts with empty
+            # moments, and its first steps at full learning rate knocked a trained model back (the
+            # changed-code accuracy fell from 0.51 to 0.20 and took 500 steps to recover), so the
+            # learning rate warms up again from here. Saved in the state: a later resume keeps it.
+            state["rewarm_from"] = state["step"]
         if args.steps is not None and args.steps != state["planned_steps"]:
-            state.update(planned_steps=args.steps, done=False, calibrated=True)
+            state.update(planned_steps=args.steps, done=False, calibrated=args.minutes is None)
         if ctx.main:
             print(f"[{stage}] resumed at step {state['step']} of {state['planned_steps']}", flush=True)
     if state["step"] >= state["planned_steps"]:
@@ -269,8 +283,32 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     t_warm = t_start
     elapsed0 = state["elapsed_s"]
     last_ckpt = state["step"]
+    # A step's scalars stay on the device until a flush reads them all at once: reading one (float())
+    # waits for the GPU, and a wait every step leaves the GPU idle while the host queues the next.
+    pending: list[tuple[int, float, list[str], torch.Tensor]] = []
+
+    def flush():
+        if not pending:
+            return
+        names = pending[0][2]
+        table = _mean_across(torch.stack([vec for *_, vec in pending]).double().cpu(), ctx)
+        for (step, lr, _, _), row in zip(pending, table.tolist()):
+            scalars = dict(zip(names, row))
+            if ctx.main:
+                log.write(json.dumps({"step": step, "lr": lr, **scalars}) + "\n")
+                if step % tc.log_every == 0 or step == 1:
+                    for k, v in scalars.items():
+                        writer.add_scalar(f"{stage}/{k}", v, step)
+                    writer.add_scalar(f"{stage}/lr", lr, step)
+        if ctx.main:
+            log.flush()
+        if bar is not None:
+            bar.update(len(pending))
+            bar.set_postfix({k: f"{v:.4g}" for k, v in list(scalars.items())[:4]}, refresh=False)
+        pending.clear()
 
     def save():
+        flush()
         state["elapsed_s"] = elapsed0 + time.time() - t_start
         if ctx.main:
             ckpt.save_stage(ctx.run, stage, module, ctx.cfg, opt, state)
@@ -279,8 +317,11 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     try:
         while state["step"] < state["planned_steps"]:
             step = state["step"]
+            lr = lr_at(step, state["planned_steps"], peak_lr, tc.warmup)
+            if "rewarm_from" in state:
+                lr *= min(1.0, (step - state["rewarm_from"] + 1) / tc.warmup)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, state["planned_steps"], peak_lr, tc.warmup)
+                g["lr"] = lr
             batch = batch_fn(step)
             with autocast:
                 out = wrapped(**batch)
@@ -290,34 +331,28 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             opt.zero_grad(set_to_none=True)
             state["step"] = step = step + 1
             values = {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
-            scalars = {k: float(v.detach()) for k, v in values.items() if torch.is_tensor(v) and v.dim() == 0}
-            scalars["grad_norm"] = float(gnorm)
-            names = sorted(scalars)
-            scalars = dict(zip(names, _mean_across([scalars[k] for k in names], ctx)))
-            if ctx.main:
-                log.write(json.dumps({"step": step, **scalars}) + "\n")
-                log.flush()
-                if step % tc.log_every == 0 or step == 1:
-                    for k, v in scalars.items():
-                        writer.add_scalar(f"{stage}/{k}", v, step)
-                    writer.add_scalar(f"{stage}/lr", opt.param_groups[0]["lr"], step)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: f"{scalars[k]:.4g}" for k in list(scalars)[:4]}, refresh=False)
+            values = {k: v.detach() for k, v in values.items() if torch.is_tensor(v) and v.dim() == 0}
+            values["grad_norm"] = gnorm.detach()
+            names = sorted(values)
+            pending.append((step, opt.param_groups[0]["lr"], names,
+                            torch.stack([values[k].float() for k in names])))
+            if step % tc.log_every == 0 or step == 1 or step - step0 in (5, 15):
+                flush()  # the speed samples below must see finished steps, not queued ones
             if step - step0 == 5:
                 t_warm = time.time()  # the first steps pay for CUDA/cuDNN warm-up: not a speed sample
             if not state["calibrated"] and step - step0 == 15 and deadline is not None:
                 per_step = (time.time() - t_warm) / 10
-                plan = min(default_steps, step + int(max(0.0, deadline - time.time()) / per_step))
+                plan = min(state["planned_steps"], step + int(max(0.0, deadline - time.time()) / per_step))
                 plan = int(_mean_across([float(plan)], ctx)[0])
                 state.update(planned_steps=max(plan, step), calibrated=True)
                 if bar is not None:
                     bar.total = state["planned_steps"]
-            if ctx.main and eval_fn is not None and args.eval and step % tc.eval_every == 0:
-                module.eval()
-                eval_fn(step, writer)
-                module.train()
             if step % tc.eval_every == 0:
+                flush()  # on every process: under DDP a flush is a collective
+                if ctx.main and eval_fn is not None and args.eval:
+                    module.eval()
+                    eval_fn(step, writer)
+                    module.train()
                 _barrier(ctx)
             if step - last_ckpt >= tc.checkpoint_every:
                 save()
@@ -446,7 +481,9 @@ def run_dynamics(ctx: Ctx, model: WorldModel, train: EpisodeStore, val: EpisodeS
         rows = sample_rows(index, tc.dynamics_batch, tc.seed, "dynamics", step)[part]
         b = train.windows_at(rows, T)
         b["seeds"] = sample_seeds(tc.dynamics_batch, tc.seed, step)[part]
-        return {k: v.to(ctx.device, non_blocking=True) for k, v in b.items()}
+        b = {k: v.to(ctx.device, non_blocking=True) for k, v in b.items()}
+        b["tokens"] = b["tokens"].long()
+        return b
 
     def eval_fn(step, writer):
         if not len(val):

@@ -12,8 +12,12 @@
 # session (see its MODEL_CARD.md) with, on the device:
 #   BENCH=last CONTINUE=runs/gpu/bb_tiny2 CONTINUE_STEPS=4300 MINUTES=5 TINY_BATCH=256 METRICS_TIMEOUT=60 \
 #       bash worldmodel/recipes/gpu_session.sh 2>&1 | tee $OUT/session.log       (≈ 8 minutes in all)
-# Next: dynamics on the better CPU-trained tokenizer (runs/tok_long/bb2k_more: 31-33 dB held-out against
-# the shipped 28-30; carry it): BENCH=none TOKENIZER=runs/tok_long/bb2k_more MINUTES=8 TINY_BATCH=256 ...
+# and resumed again in a third session at 1,024 windows per step (the step loop no longer waits for
+# the GPU, so a bigger batch costs little more time per step):
+#   BENCH=none ROLLOUTS=0 CONTINUE=checkpoints/bouncing_balls CONTINUE_STEPS=100000 MINUTES=7 \
+#       TINY_BATCH=1024 bash worldmodel/recipes/gpu_session.sh 2>&1 | tee $OUT/session.log
+# Another start: dynamics on the better CPU-trained tokenizer (runs/tok_long/bb2k_more: 31-33 dB
+# held-out against the shipped 28-30; carry it): BENCH=none TOKENIZER=runs/tok_long/bb2k_more ...
 #
 # Sizes come from the environment so that the same script runs as a dry run on a CPU:
 #   MINUTES=0.3 EPISODES=16 OTHER_EPISODES=10 EVAL_EPISODES=2 TINY_BATCH=4 SMALL_BATCH=2 DEVICE=cpu \
@@ -33,15 +37,15 @@ SCENES_TINY=${SCENES_TINY:-""}      # e.g. "FallingLeaves Platformer": more tiny
 TINY_BATCH=${TINY_BATCH:-128}    # dynamics windows per step (tiny); the tokenizer uses the same number of frames
 SMALL_BATCH=${SMALL_BATCH:-48}
 # Continue a packed `tiny` run instead of starting bb_tiny afresh (carry its directory to the device):
-# CONTINUE=runs/gpu/bb_tiny2 resumes its dynamics stage to CONTINUE_STEPS optimizer steps (the cosine
-# schedule is stretched to the new total; the packed runs hold no optimizer state, so Adam restarts).
-# An H100 ran `tiny` at batch 128 at 12.6 steps/s (bench: 11.8 steps/s at batch 256): set MINUTES a little
-# above what CONTINUE_STEPS needs, since the deadline stops a run before its schedule ends.
+# CONTINUE=runs/gpu/bb_tiny2 resumes its dynamics stage for MINUTES, to at most CONTINUE_STEPS optimizer
+# steps (the cosine schedule is stretched to the total that fits; the packed runs hold no optimizer
+# state, so Adam restarts).
 CONTINUE=${CONTINUE:-""}
 # TOKENIZER=RUN starts bb_tiny from RUN's trained tokenizer stage (carry RUN to the device) and trains
 # only the dynamics, for MINUTES, on its codes.
 TOKENIZER=${TOKENIZER:-""}
-CONTINUE_STEPS=${CONTINUE_STEPS:-7600}
+CONTINUE_STEPS=${CONTINUE_STEPS:-100000}
+ROLLOUTS=${ROLLOUTS:-1}           # 0: no held-out rollouts on the device (evaluate where the weights land)
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$OUT" $W/logs
@@ -118,6 +122,7 @@ train_runs() {
 # ---------------------------------------------------------------- 3. held-out rollouts (the full
 # evaluation, python -m evaluate --predictor checkpoint:RUN, is CPU-bound: run it where the weights land)
 rollouts() {
+    [ "$ROLLOUTS" = 1 ] || return 0
     stamp "held-out rollouts"
     for r in $(ls $W/runs); do
         timeout "${METRICS_TIMEOUT:-90}" $PY -m worldmodel.metrics --checkpoint "$W/runs/$r" \
