@@ -334,8 +334,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             values = {k: v.detach() for k, v in values.items() if torch.is_tensor(v) and v.dim() == 0}
             values["grad_norm"] = gnorm.detach()
             names = sorted(values)
-            pending.append((step, opt.param_groups[0]["lr"], names,
-                            torch.stack([values[k].float() for k in names])))
+            pending.append((step, lr, names, torch.stack([values[k].float() for k in names])))
             if step % tc.log_every == 0 or step == 1 or step - step0 in (5, 15):
                 flush()  # the speed samples below must see finished steps, not queued ones
             if step - step0 == 5:
