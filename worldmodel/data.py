@@ -44,6 +44,8 @@ class EpisodeStore:
     action_space: dict
     env_id: str | None = None
     tokens: list[np.ndarray] | None = field(default=None, repr=False)  # per episode (T+1, h, w) int16
+    # (tokens, their episodes concatenated) for windows_at, rebuilt when `tokens` is replaced
+    _flat_cache: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.episodes)
@@ -135,8 +137,7 @@ class EpisodeStore:
                 **{k: torch.from_numpy(flat[k][steps]) for k in ("actions", "rewards", "terminations")}}
 
     def _flat(self) -> dict[str, np.ndarray]:
-        cached = getattr(self, "_flat_cache", None)
-        if cached is None or cached[0] is not self.tokens:  # built for these token grids
+        if self._flat_cache is None or self._flat_cache[0] is not self.tokens:
             eps = self.episodes
             flat = {"tokens": np.concatenate(self.tokens),
                     "actions": np.concatenate([e.actions for e in eps]),

@@ -58,6 +58,7 @@ vanish; the dynamics needs far more steps than a CPU gives in minutes.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -410,7 +411,7 @@ class Dynamics(nn.Module):
         B, T, h, w = tokens.shape
         N, n = T - 1, h * w
         dev = tokens.device
-        seeds, streams = seeds.to(dev), iter(range(1, 100))
+        seeds, streams = seeds.to(dev), itertools.count(1)
 
         def rand(*shape):  # per-sample uniform draws, (B, *shape); each call its own stream
             return sampling.keyed_uniform(seeds, next(streams), shape)

@@ -285,14 +285,14 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     last_ckpt = state["step"]
     # A step's scalars stay on the device until a flush reads them all at once: reading one (float())
     # waits for the GPU, and a wait every step leaves the GPU idle while the host queues the next.
-    pending: list[tuple[int, float, list[str], torch.Tensor]] = []
+    pending: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, the scalars in order of `names`)
+    names: list[str] = []
 
     def flush():
         if not pending:
             return
-        names = pending[0][2]
         table = _mean_across(torch.stack([vec for *_, vec in pending]).double().cpu(), ctx)
-        for (step, lr, _, _), row in zip(pending, table.tolist()):
+        for (step, lr, _), row in zip(pending, table.tolist()):
             scalars = dict(zip(names, row))
             if ctx.main:
                 log.write(json.dumps({"step": step, "lr": lr, **scalars}) + "\n")
@@ -333,8 +333,8 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             values = {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
             values = {k: v.detach() for k, v in values.items() if torch.is_tensor(v) and v.dim() == 0}
             values["grad_norm"] = gnorm.detach()
-            names = sorted(values)
-            pending.append((step, lr, names, torch.stack([values[k].float() for k in names])))
+            names[:] = sorted(values)
+            pending.append((step, lr, torch.stack([values[k].float() for k in names])))
             if step % tc.log_every == 0 or step == 1 or step - step0 in (5, 15):
                 flush()  # the speed samples below must see finished steps, not queued ones
             if step - step0 == 5:

@@ -39,7 +39,7 @@ SMALL_BATCH=${SMALL_BATCH:-48}
 # Continue a packed `tiny` run instead of starting bb_tiny afresh (carry its directory to the device):
 # CONTINUE=runs/gpu/bb_tiny2 resumes its dynamics stage for MINUTES, to at most CONTINUE_STEPS optimizer
 # steps (the cosine schedule is stretched to the total that fits; the packed runs hold no optimizer
-# state, so Adam restarts).
+# state, so Adam restarts and the learning rate warms up again).
 CONTINUE=${CONTINUE:-""}
 # TOKENIZER=RUN starts bb_tiny from RUN's trained tokenizer stage (carry RUN to the device) and trains
 # only the dynamics, for MINUTES, on its codes.
