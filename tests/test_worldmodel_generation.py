@@ -84,6 +84,8 @@ def test_graph_step_refuses_other_shapes_and_other_states_and_cpu_capture():
     ctx = balls(2)[None]
     with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
         model.reset(ctx, cuda_graph=True)
+    with pytest.raises(ValueError, match="pass cuda_graph=True too"):
+        model.reset(ctx, compile=True)
     state = model.reset(ctx, seed=0)
     state.graph = StepGraph(model, capture=False)
     model.step(state, torch.tensor([1]))
@@ -92,3 +94,21 @@ def test_graph_step_refuses_other_shapes_and_other_states_and_cpu_capture():
     other = model.reset(ctx, seed=0)
     with pytest.raises(ValueError, match="belongs to another rollout state"):
         state.graph.step(other.dynamics, torch.tensor([1]), torch.rand(1, 3, 2, 8, 8), 1.0, None)
+
+
+@pytest.mark.slow
+def test_compiled_graph_step_gives_the_eager_codes():
+    """``compile=True`` (torch.compile of the captured frame, ~1 CPU-minute to compile): the same codes,
+    rewards within float rounding, pixels within one grey level of the eager path."""
+    torch.manual_seed(0)
+    model = WorldModel(micro_cfg(context=3)).eval()
+    ctx = torch.stack([balls(3, seed=1), balls(3, seed=2)])
+    acts = torch.tensor([[0, 1, 2, 1], [2, 2, 1, 0]])
+    eager = model.reset(ctx, seed=5)
+    compiled = model.reset(ctx, seed=5)
+    compiled.graph = StepGraph(model, capture=False, compile=True)
+    for t in range(acts.shape[1]):
+        fe, re, _ = model.step(eager, acts[:, t])
+        fc, rc, _ = model.step(compiled, acts[:, t])
+        assert torch.equal(eager.dynamics.extra["tokens"], compiled.dynamics.extra["tokens"]), f"frame {t}"
+        assert (fe.int() - fc.int()).abs().max() <= 1 and torch.allclose(re, rc, atol=1e-5)

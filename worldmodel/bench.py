@@ -9,9 +9,11 @@
 Generation is measured end to end (context encoding excluded, then per frame: ``maskgit_steps``
 transformer passes + decoding to uint8 pixels), single stream (batch 1) and batched (batch 64), after
 a warm-up; eagerly, and with ``--cuda-graph`` / ``--bf16`` also as one CUDA graph per frame
-(``worldmodel.graphs``) and under bf16 autocast. A training step is forward + backward + AdamW on one
-batch, for each stage (bf16 autocast on CUDA, as in training); the optimizer state exists before the
-first step (a zero-gradient step), so every step's memory is the steady state's.
+(``worldmodel.graphs``) and under bf16 autocast; ``--compile`` adds the graph of a ``torch.compile``d
+frame (under bf16 with ``--bf16``). ``--profile`` lists the operators that take a frame's time
+(eager, so that each kernel is seen; on CUDA by device time). A training step is forward + backward +
+AdamW on one batch, for each stage (bf16 autocast on CUDA, as in training); the optimizer state exists
+before the first step (a zero-gradient step), so every step's memory is the steady state's.
 
 Peak memory, per measurement: on CUDA the max allocated; on CPU the process's peak resident set size
 (VmHWM, reset through /proc/self/clear_refs before each measurement on Linux). ``peak_mb`` is that
@@ -57,6 +59,12 @@ def parse_args(argv=None):
     p.add_argument("--cuda-graph", action="store_true",
                    help="also time generation with each frame replayed as one CUDA graph (CUDA only)")
     p.add_argument("--bf16", action="store_true", help="also time generation under bf16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the CUDA graph of a torch.compile'd frame (CUDA only; compiles once per "
+                        "batch size, tens of seconds each)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after timing, profile 3 eager frames at each batch size and print the N operators "
+                        "with the most self time (device time on CUDA; under bf16 with --bf16)")
     p.add_argument("--train-batch", type=int, default=None,
                    help="dynamics windows per training step; None: the config's train.dynamics_batch "
                         "(the tokenizer's batch is train.tokenizer_batch: see --set)")
@@ -77,8 +85,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be at least 1 and --warmup at least 0")
-    if args.cuda_graph and not args.device.startswith("cuda"):
-        p.error("--cuda-graph needs --device cuda")
+    if (args.cuda_graph or args.compile) and not args.device.startswith("cuda"):
+        p.error("--cuda-graph and --compile need --device cuda")
     return args
 
 
@@ -142,21 +150,30 @@ def _context(model: WorldModel, batch: int, n: int) -> np.ndarray:
     return np.repeat(frames[None], batch, 0)
 
 
-@torch.no_grad()
-def generation_speed(model: WorldModel, batch: int, frames: int, context: int, cuda_graph: bool = False,
-                     bf16: bool = False) -> dict:
-    dev = model.device
+def _warm_rollout(model: WorldModel, batch: int, context: int, cuda_graph: bool, compile: bool):
+    """A rollout of ``batch`` streams stepped until its KV cache is full (the steady state; a graph is
+    captured at that point). Returns (state, the actions each step takes)."""
     ctx = _context(model, batch, context)
     space = model.cfg.action_space
     acts = (torch.zeros(batch, dtype=torch.long) if space["type"] == "discrete"
             else torch.zeros(batch, *space["shape"]))
+    state = model.reset(ctx, seed=0, cuda_graph=cuda_graph, compile=compile)
+    for _ in range(3 + max(0, model.cfg.dynamics.context - context)):
+        model.step(state, acts)
+    return state, acts
+
+
+def _autocast(dev: torch.device, bf16: bool):
+    return torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def generation_speed(model: WorldModel, batch: int, frames: int, context: int, cuda_graph: bool = False,
+                     bf16: bool = False, compile: bool = False) -> dict:
+    dev = model.device
     _reset_peak(dev)
-    amp = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with amp:
-        state = model.reset(ctx, seed=0, cuda_graph=cuda_graph)
-        # warm-up until the KV cache is full (steady state; the graph is captured at that point)
-        for _ in range(3 + max(0, model.cfg.dynamics.context - context)):
-            model.step(state, acts)
+    with _autocast(dev, bf16):
+        state, acts = _warm_rollout(model, batch, context, cuda_graph, compile)
         _sync(dev)
         t = time.perf_counter()
         for _ in range(frames):
@@ -165,7 +182,26 @@ def generation_speed(model: WorldModel, batch: int, frames: int, context: int, c
         dt = time.perf_counter() - t
     return {"batch": batch, "frames_per_s": batch * frames / dt, "ms_per_step": 1000 * dt / frames,
             "passes_per_frame": model.cfg.dynamics.maskgit_steps, "peak_mb": _peak_mb(dev),
-            "cuda_graph": cuda_graph, "bf16": bf16}
+            "cuda_graph": cuda_graph, "bf16": bf16, "compile": compile}
+
+
+@torch.no_grad()
+def generation_profile(model: WorldModel, batch: int, context: int, bf16: bool, top: int) -> str:
+    """The ``top`` operators by self time over 3 eager frames (device time on CUDA), as a table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    dev = model.device
+    cuda = dev.type == "cuda"
+    with _autocast(dev, bf16):
+        state, acts = _warm_rollout(model, batch, context, False, False)
+        _sync(dev)
+        activities = [ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda
+        with profile(activities=activities) as prof:
+            for _ in range(3):
+                model.step(state, acts)
+            _sync(dev)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
 def _prime(opt: torch.optim.Optimizer) -> None:
@@ -275,10 +311,14 @@ def main(argv=None) -> dict:
            "frame": [cfg.tokenizer.height, cfg.tokenizer.width], "parameters": model.num_parameters(),
            "set": list(args.set), "generation": []}
     if not args.no_generate:
-        modes = [(False, False)] + [(True, False)] * args.cuda_graph + [(False, True)] * args.bf16
-        modes += [(True, True)] * (args.cuda_graph and args.bf16)
-        res["generation"] = [generation_speed(model, b, args.frames, args.context, graph, bf16)
-                             for graph, bf16 in modes for b in args.batches]
+        modes = [(False, False, False)] + [(True, False, False)] * args.cuda_graph
+        modes += [(False, True, False)] * args.bf16 + [(True, True, False)] * (args.cuda_graph and args.bf16)
+        modes += [(True, args.bf16, True)] * args.compile  # one compile per batch size: bf16 with --bf16
+        res["generation"] = [generation_speed(model, b, args.frames, args.context, graph, bf16, comp)
+                             for graph, bf16, comp in modes for b in args.batches]
+    for b in args.batches if args.profile else []:
+        table = generation_profile(model, b, args.context, args.bf16, args.profile)
+        print(f"profile, batch {b}, eager" + " bf16" * args.bf16 + f", 3 frames:\n{table}", flush=True)
     if not args.no_train:
         res["train_step"] = train_step_time(model, args.train_batch or cfg.train.dynamics_batch,
                                             args.train_frames or cfg.dynamics.train_frames,
@@ -292,8 +332,9 @@ def main(argv=None) -> dict:
           f"{cfg.tokenizer.width}: {p['total'] / 1e6:.2f}M parameters "
           f"(tokenizer {p['tokenizer'] / 1e6:.2f}M, dynamics {p['dynamics'] / 1e6:.2f}M)")
     for g in res["generation"]:
-        mode = "+".join(["graph"] * g["cuda_graph"] + ["bf16"] * g["bf16"]) or "eager"
-        print(f"  generate batch {g['batch']:4d} ({mode:10s}): {g['frames_per_s']:9.1f} frames/s "
+        mode = "+".join(["graph"] * g["cuda_graph"] + ["compiled"] * g["compile"] + ["bf16"] * g["bf16"])
+        mode = mode or "eager"
+        print(f"  generate batch {g['batch']:4d} ({mode:19s}): {g['frames_per_s']:9.1f} frames/s "
               f"({g['ms_per_step']:.1f} ms per step, {g['passes_per_frame']} passes/frame), "
               f"peak {g['peak_mb']:.0f} MB")
     for stage, t in res.get("train_step", {}).items():

@@ -71,11 +71,15 @@ class WorldModel(nn.Module):
     # -------------------------------------------------------------- streaming
     @torch.no_grad()
     def reset(self, context_frames, context_actions=None, temperature: float = 1.0, top_k: int | None = None,
-              seed: int | None = None, maskgit_steps: int | None = None, cuda_graph: bool = False
-              ) -> DreamState:
+              seed: int | None = None, maskgit_steps: int | None = None, cuda_graph: bool = False,
+              compile: bool = False) -> DreamState:
         """context_frames (B, C, H, W, 3) uint8; context_actions (B, C-1[, k]) or None.
         cuda_graph: replay each frame as one captured CUDA graph (``worldmodel.graphs``; CUDA only;
-        the same samples as without, many times faster at small batches)."""
+        the same samples as without, many times faster at small batches); compile: with cuda_graph,
+        compile the captured frame with ``torch.compile`` first (fewer, fused kernels; a one-time cost
+        of tens of seconds)."""
+        if compile and not cuda_graph:
+            raise ValueError("compile=True applies to the captured frame: pass cuda_graph=True too")
         frames = self.prepare_frames(context_frames)
         B, C = frames.shape[:2]
         tokens = self.tokenizer.encode(frames.flatten(0, 1))  # (B·C, h, w)
@@ -84,7 +88,7 @@ class WorldModel(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        graph = StepGraph(self) if cuda_graph else None
+        graph = StepGraph(self, compile=compile) if cuda_graph else None
         return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps, graph)
 
     @torch.no_grad()
@@ -105,15 +109,15 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def generate(self, context_frames, actions, horizon: int | None = None, temperature: float = 1.0,
                  num_samples: int = 1, top_k: int | None = None, seed: int | None = None,
-                 context_actions=None, maskgit_steps: int | None = None, cuda_graph: bool = False
-                 ) -> GenerateOutput:
+                 context_actions=None, maskgit_steps: int | None = None, cuda_graph: bool = False,
+                 compile: bool = False) -> GenerateOutput:
         """Rolls the model forward from real frames.
 
         context_frames: (B, C, H, W, 3) or (C, H, W, 3) uint8 (resized to the model's size);
         actions: (B, horizon[, k]) or (horizon[, k]): actions[:, 0] is taken in the last context frame;
         context_actions: optional (B, C-1[, k]) actions between the context frames;
         num_samples: independent rollouts per context (batched together);
-        cuda_graph: see ``reset``.
+        cuda_graph, compile: see ``reset``.
         """
         frames = self.prepare_frames(context_frames)
         acts = self.prepare_actions(actions)
@@ -129,7 +133,8 @@ class WorldModel(nn.Module):
         acts = acts.repeat_interleave(S, 0)
         if context_actions is not None:
             context_actions = self.prepare_actions(context_actions).repeat_interleave(S, 0)
-        state = self.reset(frames, context_actions, temperature, top_k, seed, maskgit_steps, cuda_graph)
+        state = self.reset(frames, context_actions, temperature, top_k, seed, maskgit_steps, cuda_graph,
+                           compile)
         out_f, out_r, out_t, out_k = [], [], [], []
         for t in range(horizon):
             f, r, term = self.step(state, acts[:, t])
