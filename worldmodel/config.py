@@ -220,14 +220,18 @@ def _seed163m() -> WorldModelConfig:
     CPU (fp32, 1 thread, ``python -m worldmodel.bench``; worldmodel/README.md) needed, over the weights
     and the optimizer state: dynamics at 2 windows × 8 frames 10.3 GB without, 3.1 GB with (2 × 16
     frames: 5.5 GB with; without, it does not fit in this 23 GB machine); tokenizer at batch 4 3.9 GB
-    without, 2.0 GB with. The step was no slower on CPU; on a GPU expect about one extra forward."""
+    without, 2.0 GB with. The step was no slower on CPU; on a GPU expect about one extra forward.
+
+    On one H100 (bf16 autocast, worldmodel/README.md): dynamics at 2 × 16 frames 4.25 GB peak; the
+    tokenizer 3.59 GB at batch 8, 6.29 GB at 16, 12.3 GB at 32. Its batch is 8 frames, so that both
+    stages train within the seed's 5.7 GB."""
     return WorldModelConfig(
         tokenizer=TokenizerConfig(height=256, width=256, channels=(128, 256, 384, 512), res_blocks=2,
                                   encoder_width=512, encoder_blocks=4, codebook_size=1024, code_dim=64,
                                   checkpoint_activations=True),
         dynamics=DynamicsConfig(d_model=960, n_layers=8, n_heads=12, mlp_ratio=4.375, token_dim=64,
                                 context=8, train_frames=32, memory_slots=32, checkpoint_activations=True),
-        train=TrainConfig(tokenizer_steps=50_000, tokenizer_batch=32, tokenizer_lr=4e-4,
+        train=TrainConfig(tokenizer_steps=200_000, tokenizer_batch=8, tokenizer_lr=2e-4,
                           dynamics_steps=200_000, dynamics_batch=2, dynamics_lr=2e-4, warmup=2000,
                           eval_every=5000, checkpoint_every=2000, eval_episodes=64, eval_horizon=30),
         preset="seed163m")
