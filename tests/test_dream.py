@@ -16,6 +16,7 @@ from worldmodel.checkpoint import save_stage
 from worldmodel.config import DynamicsConfig, TokenizerConfig, WorldModelConfig, space_spec
 from worldmodel.dream_env import DreamEnv
 from worldmodel.dream_vector import DreamVectorEnv, to_sb3
+from worldmodel.graphs import StepGraph
 from worldmodel.model import WorldModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +227,39 @@ def test_batched_dreams_equal_dreams_alone(run, context):
                 obs, _ = env.reset()
             np.testing.assert_array_equal(obs, frames[t + 1][i], err_msg=f"env {i} step {t}")
     venv.close()
+
+
+@pytest.mark.parametrize("context", [4, 2])
+def test_graph_step_gives_the_eager_dreams_across_resets(run, context):
+    """``cuda_graph=True``, run here through the graph's uncaptured path (the same static buffers and
+    write-back; capture itself needs CUDA): the same rewards and episode ends as the eager step, through
+    same-step resets that rebuild the batch's state. Frames may differ by a grey level on CPU, where the
+    eager path decodes row by row (see DreamCore)."""
+    N, T = 3, 14
+    actions = np.random.default_rng(context).integers(0, 3, (T, N))
+    eager = DreamVectorEnv(run, N, context=context, horizon=6)
+    graphed = DreamVectorEnv(run, N, context=context, horizon=6)
+    graph = graphed.core.graph = StepGraph(graphed.model, capture=False)
+    replays = []
+    graph_step = graph.step
+    graph.step = lambda *a: replays.append(1) or graph_step(*a)
+    obs_e, _ = eager.reset(seed=100)
+    obs_g, _ = graphed.reset(seed=100)
+    np.testing.assert_array_equal(obs_e, obs_g)
+    ends = 0
+    for t in range(T):
+        obs_e, r_e, term_e, trunc_e, _ = eager.step(actions[t])
+        obs_g, r_g, term_g, trunc_g, _ = graphed.step(actions[t])
+        np.testing.assert_array_equal(r_e, r_g, err_msg=f"step {t}")
+        assert np.array_equal(term_e, term_g) and np.array_equal(trunc_e, trunc_g), t
+        assert np.abs(obs_e.astype(int) - obs_g.astype(int)).max() <= 1, t
+        ends += int(np.sum(term_e | trunc_e))
+    # episodes ended and restarted; the graph served every step where all rows had a full cache
+    assert ends >= N and len(replays) >= (T - 3 if context == 4 else 3), len(replays)
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device"):
+        DreamVectorEnv(run, 2, cuda_graph=True)
+    with pytest.raises(ValueError, match="pass cuda_graph=True too"):
+        DreamEnv(run, compile=True)
 
 
 def test_vector_env_validates_actions_and_state_stays_bounded(run):

@@ -43,6 +43,7 @@ from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
 from worldmodel.dynamics import DynamicsState
+from worldmodel.graphs import StepGraph
 
 TERMINATION_MODES = ("sample", "threshold", "off")
 
@@ -205,12 +206,20 @@ class DreamCore:
     matmuls are padded (:class:`_RowStableLinear`). Frames are encoded and decoded one row at a time,
     because oneDNN convolutions round differently at different batch sizes. On CUDA, kernels depend on
     shapes, so only run-to-run determinism is claimed there, and decoding is batched.
+
+    ``cuda_graph=True`` (CUDA; ``compile=True`` adds ``torch.compile``): while all rows form one group in
+    the steady state, a step replays one captured graph for the whole batch (``worldmodel.graphs``). A
+    reset rebuilds the group's state; the next step copies it into the graph's buffers. The samples are
+    those of the eager step (each row still draws from its own generator).
     """
 
     def __init__(self, checkpoint, num_rows: int, *, temperature: float, context: int, top_k: int | None,
-                 device: str | torch.device = "auto"):
+                 device: str | torch.device = "auto", cuda_graph: bool = False, compile: bool = False):
         self.device = resolve_device(device)
         self.model = load_model(checkpoint, self.device)
+        if compile and not cuda_graph:
+            raise ValueError("compile=True applies to the captured frame: pass cuda_graph=True too")
+        self.graph = StepGraph(self.model, compile=compile) if cuda_graph else None
         if self.device.type == "cpu":
             _rows_independent(self.model)
         self.cfg = self.model.cfg
@@ -303,11 +312,22 @@ class DreamCore:
         rewards, probs = np.empty(self.n, np.float32), np.empty(self.n, np.float32)
         for g in self.groups:
             a = self.model.prepare_actions(actions[g.rows])
-            tokens, r, p = self.model.dynamics.predict(g.state, a, None, self.temperature, self.top_k, g.gens)
-            frames[g.rows] = self._decode(tokens).cpu().numpy()
+            if self._graph_ready(g):
+                u = self.model.dynamics.frame_uniforms(len(g.rows), None, g.gens, self.device)
+                self.graph.load(g.state)
+                _, f, r, p = self.graph.step(g.state, a, u, self.temperature, self.top_k)
+            else:
+                tokens, r, p = self.model.dynamics.predict(g.state, a, None, self.temperature, self.top_k,
+                                                           g.gens)
+                f = self._decode(tokens)
+            frames[g.rows] = f.cpu().numpy()
             rewards[g.rows], probs[g.rows] = r.cpu().numpy(), p.cpu().numpy()
         self._merge()
         return frames, rewards, probs
+
+    def _graph_ready(self, g: _Group) -> bool:
+        """The captured step serves the one group of all rows once its cache holds K-1 frames."""
+        return self.graph is not None and len(g.rows) == self.n and g.state.frames >= self.K - 1
 
     def _decode(self, tokens: torch.Tensor) -> torch.Tensor:
         decode = self.model.tokenizer.decode
@@ -354,13 +374,14 @@ class DreamEnv(gym.Env):
 
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module, temperature: float = 1.0,
                  context: int = 4, horizon: int = 200, device: str = "auto", render_mode: str | None = None,
-                 top_k: int | None = None, termination: str = "sample"):
+                 top_k: int | None = None, termination: str = "sample", cuda_graph: bool = False,
+                 compile: bool = False):
         check_settings(temperature, context, horizon, top_k, termination)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
         self.core = DreamCore(checkpoint, 1, temperature=temperature, context=context, top_k=top_k,
-                              device=device)
+                              device=device, cuda_graph=cuda_graph, compile=compile)
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
         self.metadata = {**self.metadata, "render_fps": self.core.render_fps}

@@ -61,8 +61,27 @@ class StepGraph:
             pad = K * P - k.shape[2]  # the oldest frame slot is dropped before it is read
             b[f"k{i}"] = torch.cat([k.new_zeros(*k.shape[:2], pad, k.shape[3]), k], 2)
             b[f"v{i}"] = torch.cat([v.new_zeros(*v.shape[:2], pad, v.shape[3]), v], 2)
-        self.buffers = b
+        if self.buffers is None:
+            self.buffers = b
+        else:  # same shapes, new values: the captured graph stays valid
+            for name, t in b.items():
+                want = tuple(self.buffers[name].shape)
+                if want != tuple(t.shape):
+                    raise ValueError(f"this StepGraph replays {name} of shape {want}, the state has "
+                                     f"{tuple(t.shape)}")
+            for name, t in b.items():
+                self.buffers[name].copy_(t)
         self._bind(state)
+
+    def load(self, state: DynamicsState) -> None:
+        """Makes ``state`` (same batch size, cache holding at least K-1 frames) the rollout that the next
+        ``step`` continues: its values are copied into the graph's buffers, and it points at them. The
+        dream envs call this after rows were reset, which rebuilds the state's tensors."""
+        if state.frames < self.K - 1:
+            raise ValueError(f"a graph step needs a cache of {self.K - 1} frames, the state has "
+                             f"{state.frames}")
+        if self.buffers is None or state.memory is not self.buffers["memory"]:
+            self._adopt(state)
 
     def _bind(self, state: DynamicsState) -> None:
         b = self.buffers

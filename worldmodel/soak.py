@@ -2,6 +2,7 @@
 numerical health and speed.
 
     python -m worldmodel.soak --checkpoint runs/bb --steps 1000 --num-envs 8 --threads 1
+    python -m worldmodel.soak --checkpoint runs/bb --num-envs 64 --device cuda --cuda-graph --compile
 
 Terminations are switched off and the horizon is longer than ``--steps``, so every sub-env dreams one
 unbroken episode. A leak in the streaming state (KV cache, memory bank, bias caches) would then show
@@ -33,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--cuda-graph", action="store_true", help="step the batch as one captured CUDA graph")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the captured step (with --cuda-graph)")
     p.add_argument("--max-growth-mb", type=float, default=50.0, help="fail above this growth, step 100 → end")
     p.add_argument("--json", help="also write the report to this file")
     return p.parse_args(argv)
@@ -55,7 +59,8 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     venv = DreamVectorEnv(args.checkpoint, args.num_envs, temperature=args.temperature, context=args.context,
-                          horizon=args.steps + 1, device=args.device, termination="off")
+                          horizon=args.steps + 1, device=args.device, termination="off",
+                          cuda_graph=args.cuda_graph, compile=args.compile)
     cuda = venv.core.device.type == "cuda"
 
     def memory_mb() -> float:
