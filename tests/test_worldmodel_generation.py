@@ -94,6 +94,13 @@ def test_graph_step_refuses_other_shapes_and_other_states_and_cpu_capture():
     other = model.reset(ctx, seed=0)
     with pytest.raises(ValueError, match="belongs to another rollout state"):
         state.graph.step(other.dynamics, torch.tensor([1]), torch.rand(1, 3, 2, 8, 8), 1.0, None)
+    # load() (the dream envs, after row resets) takes another state of the same shapes only
+    state.graph.load(other.dynamics)
+    assert other.dynamics.memory is state.graph.buffers["memory"]
+    with pytest.raises(ValueError, match="replays memory of shape"):
+        state.graph.load(model.reset(torch.cat([ctx, ctx]), seed=0).dynamics)
+    with pytest.raises(ValueError, match="needs a cache of 1 frames"):
+        state.graph.load(model.reset(ctx[:, :1], seed=0).dynamics)
 
 
 @pytest.mark.slow
