@@ -20,7 +20,7 @@ bench() {  # name timeout args...: one worldmodel.bench, its output into $W/benc
     shift 2
     stamp "bench $name"
     timeout "$limit" $PY -m worldmodel.bench "$@" > "$W/bench/$name.txt" 2> "$W/logs/bench_$name.err"
-    grep -v '^{' "$W/bench/$name.txt" | grep -v "^profile\|^ *aten\|^ *[a-z_:]*[Kk]ernel\|^---\|^ *Name\|^Self" | tail -n 12
+    grep -E "^[a-z0-9]+ on (cuda|cpu)|^  (generate|train)" "$W/bench/$name.txt"  # the summary lines
     tail -n 2 "$W/logs/bench_$name.err" | grep -i "error" || true
 }
 
