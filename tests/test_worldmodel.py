@@ -303,6 +303,31 @@ def test_loss_of_a_sample_does_not_depend_on_the_batch():
     assert torch.allclose(full, (halves[0] + halves[1]) / 2, atol=1e-5)
 
 
+def test_own_context_feeds_the_models_predictions_back_and_keeps_the_batch_equality():
+    """``own_context_prob``: context frame t >= 1 becomes the model's one-pass argmax prediction of it
+    from the real frames before it; the loss of a sample still depends on its seed alone."""
+    torch.manual_seed(0)
+    cfg = micro_cfg()
+    dyn = Dynamics(cfg.dynamics, cfg.action_space)
+    tokens, actions = random_tokens(4, 5, cfg), torch.randint(0, 3, (4, 4))
+    known = torch.ones(4, 4, dtype=torch.bool)
+    known[:, 0] = False
+    every = dyn._own_context(tokens, actions, known, torch.ones(4, 4, dtype=torch.bool))
+    masked = torch.full_like(tokens[:, 1:], dyn.V)
+    own = dyn(tokens[:, :-1], masked, actions, known, torch.zeros(4, 4, dtype=torch.long)).logits.argmax(-1)
+    assert torch.equal(every[:, 0], tokens[:, 0]) and torch.equal(every[:, 1:], own[:, :-1])
+    assert torch.equal(dyn._own_context(tokens, actions, known, torch.zeros(4, 4, dtype=torch.bool)),
+                       tokens[:, :-1])
+    z, seeds = torch.zeros(4, 4), torch.tensor([5, 6, 7, 8])
+    plain = dyn.compute_loss(tokens, actions, z, z, seeds).token_loss
+    dyn.cfg.own_context_prob = 1.0
+    full = dyn.compute_loss(tokens, actions, z, z, seeds).token_loss
+    halves = [dyn.compute_loss(tokens[s], actions[s], z[s], z[s], seeds[s]).token_loss
+              for s in (slice(0, 2), slice(2, 4))]
+    assert not torch.allclose(full, plain)
+    assert torch.allclose(full, (halves[0] + halves[1]) / 2, atol=1e-5)
+
+
 def test_future_frames_and_actions_cannot_change_past_predictions():
     torch.manual_seed(0)
     cfg = micro_cfg()

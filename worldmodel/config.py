@@ -70,6 +70,10 @@ class DynamicsConfig:
     noise_buckets: int = 8  # noise levels, embedded and given to the model (level 0 at inference)
     noise_prob: float = 0.7  # probability that a context frame is noised at all
     context_action_drop: float = 0.2  # probability that a window's context actions are hidden
+    # probability that a context frame (not the first) is replaced by the model's own one-pass argmax
+    # prediction of it from the real frames before it (no gradient): training on its own errors against
+    # drift, DIAMOND/scheduled-sampling style (0 = off; costs one forward without gradients per step)
+    own_context_prob: float = 0.0
     pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
     reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)
     termination_weight: float = 0.1  # weight of the termination BCE loss

@@ -429,11 +429,14 @@ class Dynamics(nn.Module):
         frac = levels.float() / max(cfg.noise_buckets - 1, 1) * cfg.noise_max  # (B, N)
         swap = rand(N, n).view(B, N, h, w) < frac[..., None, None]
         random_codes = (rand(N, n) * self.V).long().clamp_max(self.V - 1).view(B, N, h, w)
-        context = torch.where(swap, random_codes, tokens[:, :-1])
         # context actions hidden for some windows; never for the first frame's (unknown anyway)
         show = rand(1) >= cfg.context_action_drop  # (B, 1)
         prev_known = show.expand(B, N).clone()
         prev_known[:, 0] = False
+        clean = tokens[:, :-1]
+        if cfg.own_context_prob > 0:
+            clean = self._own_context(tokens, actions, prev_known, rand(N) < cfg.own_context_prob)
+        context = torch.where(swap, random_codes, clean)
 
         out = self(context, query, actions, prev_known, levels)
         logits = out.logits.float()
@@ -457,6 +460,20 @@ class Dynamics(nn.Module):
             changed_acc = (hit & mc).sum() / mc.sum().clamp_min(1)
         return DynamicsLoss(loss, token_loss.detach(), reward_loss.detach(), term_loss.detach(), acc,
                             changed_acc, pixel_loss.detach())
+
+    @torch.no_grad()
+    def _own_context(self, tokens, actions, prev_known, use) -> torch.Tensor:
+        """Context frames 0..N-1 where frame t ≥ 1 is, where use[:, t] (B, N) holds, the model's own
+        prediction of it: all codes of every query masked, one pass, argmax, each frame predicted from
+        the real frames before it (teacher-forced, so one forward serves the whole window)."""
+        context = tokens[:, :-1]
+        query = torch.full_like(tokens[:, 1:], self.V)
+        levels = torch.zeros(context.shape[:2], dtype=torch.long, device=tokens.device)
+        own = self(context, query, actions, prev_known, levels).logits.argmax(-1)  # frames 1..N
+        use = use.clone()
+        use[:, 0] = False  # frame 0 has no prediction
+        own = torch.cat([context[:, :1], own[:, :-1]], 1)  # prediction of context frame t, t ≥ 1
+        return torch.where(use[..., None, None], own, context)
 
     @staticmethod
     def pixel_loss(logits, target, masked, tokenizer) -> torch.Tensor:
