@@ -45,6 +45,9 @@ CONTINUE=${CONTINUE:-""}
 # only the dynamics, for MINUTES, on its codes.
 TOKENIZER=${TOKENIZER:-""}
 CONTINUE_STEPS=${CONTINUE_STEPS:-100000}
+# More config overrides for the tiny runs (space-separated KEY=VALUE), e.g. the own-prediction context
+# against drift: TINY_SET="dynamics.own_context_prob=0.5"
+TINY_SET=${TINY_SET:-""}
 ROLLOUTS=${ROLLOUTS:-1}           # 0: no held-out rollouts on the device (evaluate where the weights land)
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -102,7 +105,7 @@ train() {  # name data preset extra-args...
 train_runs() {
     local TINY=(--set "train.tokenizer_batch=$TINY_BATCH" "train.dynamics_batch=$TINY_BATCH" train.eval_every=100000
                 train.checkpoint_every=1000 train.dynamics_steps=100000 train.tokenizer_steps=100000
-                train.tokenizer_time_fraction=0.25)
+                train.tokenizer_time_fraction=0.25 $TINY_SET)
     if [ -n "$CONTINUE" ]; then
         rm -rf "$W/runs/bb_tiny" && mkdir -p "$W/runs" && cp -r "$CONTINUE" "$W/runs/bb_tiny"
         train bb_tiny $W/data/bb tiny --resume --stage dynamics --steps "$CONTINUE_STEPS" "${TINY[@]}"
