@@ -43,7 +43,7 @@ from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
 from worldmodel.dynamics import DynamicsState
-from worldmodel.graphs import StepGraph
+from worldmodel.graphs import step_graph
 
 TERMINATION_MODES = ("sample", "threshold", "off")
 
@@ -217,9 +217,7 @@ class DreamCore:
                  device: str | torch.device = "auto", cuda_graph: bool = False, compile: bool = False):
         self.device = resolve_device(device)
         self.model = load_model(checkpoint, self.device)
-        if compile and not cuda_graph:
-            raise ValueError("compile=True applies to the captured frame: pass cuda_graph=True too")
-        self.graph = StepGraph(self.model, compile=compile) if cuda_graph else None
+        self.graph = step_graph(self.model, cuda_graph, compile)
         if self.device.type == "cpu":
             _rows_independent(self.model)
         self.cfg = self.model.cfg

@@ -29,6 +29,13 @@ import torch
 from worldmodel.dynamics import DynamicsState
 
 
+def step_graph(model, cuda_graph: bool, compile: bool) -> StepGraph | None:
+    """The graph a rollout steps through: None without ``cuda_graph``; ``compile`` applies only to it."""
+    if compile and not cuda_graph:
+        raise ValueError("compile=True applies to the captured frame: pass cuda_graph=True too")
+    return StepGraph(model, compile=compile) if cuda_graph else None
+
+
 class StepGraph:
     """Generates frames of one rollout batch by replaying a captured CUDA graph.
 

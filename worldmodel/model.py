@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from worldmodel.config import WorldModelConfig
 from worldmodel.dynamics import Dynamics, DynamicsState
-from worldmodel.graphs import StepGraph
+from worldmodel.graphs import StepGraph, step_graph
 from worldmodel.tokenizer import Tokenizer, resize_frames
 
 
@@ -78,8 +78,6 @@ class WorldModel(nn.Module):
         the same samples as without, many times faster at small batches); compile: with cuda_graph,
         compile the captured frame with ``torch.compile`` first (fewer, fused kernels; a one-time cost
         of tens of seconds)."""
-        if compile and not cuda_graph:
-            raise ValueError("compile=True applies to the captured frame: pass cuda_graph=True too")
         frames = self.prepare_frames(context_frames)
         B, C = frames.shape[:2]
         tokens = self.tokenizer.encode(frames.flatten(0, 1))  # (B·C, h, w)
@@ -88,7 +86,7 @@ class WorldModel(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        graph = StepGraph(self, compile=compile) if cuda_graph else None
+        graph = step_graph(self, cuda_graph, compile)
         return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps, graph)
 
     @torch.no_grad()
