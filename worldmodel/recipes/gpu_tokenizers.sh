@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Tokenizers for the scenes a CPU leaves under 32 dB, trained one after another on one GPU (≈ 9
+# minutes on one H100 with the defaults), each evaluated on held-out seeds by the project's evaluator
+# while the next one trains; optionally, first, the dream vector env timed with and without its CUDA
+# graph (python -m worldmodel.soak) while the data is collected.
+#
+# Why on a GPU: these tokenizers are limited by the frames they see, not by their size alone. A CPU
+# thread trains the wide `tiny` tokenizer at 1.4 steps/s of 32 frames; a GPU step of 512 frames costs
+# little more than one of 32 (small convolutions are launch-bound), so minutes there are hours here.
+#
+# Per-scene settings (SET_<scene>, space-separated KEY=VALUE overrides for --set):
+#   FallingLeaves, SpinningObjects, MorphingShapes: more codes and a wider decoder (on the CPU,
+#     2,048 codes lifted SpinningObjects by 1.6 dB of training PSNR at equal steps);
+#   ParticleSystems: a finer grid, 2×2-pixel tokens (32×32 codes) instead of 4×4: its particles of
+#     1-2 px are smaller than a 4×4 token (61% within 1 px after 56 CPU-minutes).
+#
+# Dry run on a CPU: DEVICE=cpu MINUTES=0.1 EPISODES=4 EVAL_EPISODES=1 SOAK="" \
+#     bash worldmodel/recipes/gpu_tokenizers.sh
+# On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal),
+#   bash worldmodel/recipes/gpu_tokenizers.sh 2>&1 | tee $OUT/session.log
+# Resume one run for longer (carry its directory): RESUME=DIR SCENES=S MINUTES=M (trains DIR/S further).
+set -u
+W=${WORK:-.gpu_tokenizers}
+OUT=${OUT:-out/gpu_tokenizers}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+SCENES=${SCENES:-"FallingLeaves SpinningObjects MorphingShapes ParticleSystems"}
+EPISODES=${EPISODES:-1500}        # random-policy episodes per scene (≤ 200 steps each)
+MINUTES=${MINUTES:-1.25}           # training budget per scene
+BATCH=${BATCH:-512}               # frames per tokenizer step
+EVAL_EPISODES=${EVAL_EPISODES:-32}
+SOAK=${SOAK-checkpoints/bouncing_balls}   # a dream checkpoint to time, or "" for none
+RESUME=${RESUME:-""}
+SET_FallingLeaves=${SET_FallingLeaves:-"tokenizer.codebook_size=1024 tokenizer.channels=[24,48,64]"}
+SET_SpinningObjects=${SET_SpinningObjects:-"tokenizer.codebook_size=2048 tokenizer.channels=[24,48,64]"}
+SET_MorphingShapes=${SET_MorphingShapes:-"tokenizer.codebook_size=2048 tokenizer.channels=[24,48,64]"}
+SET_ParticleSystems=${SET_ParticleSystems:-"tokenizer.codebook_size=1024 tokenizer.channels=[32,64]"}
+export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+mkdir -p "$OUT" $W/logs $W/runs $W/reports
+stamp() { echo "[$(date +%T)] $*"; }
+stamp "device: $($PY -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
+
+collect_data() {
+    for s in $SCENES; do
+        $PY -m collect --env "WorldGym/$s-v0" --episodes "$EPISODES" --max-steps 200 --workers 3 --seed 0 \
+            --out "$W/data/$s" --overwrite --no-progress > "$W/logs/collect_$s.log" 2>&1 &
+    done
+    wait
+    tail -n 1 $W/logs/collect_*.log
+    stamp "collected: $(du -sh $W/data | cut -f1)"
+}
+
+soak() {  # frames/s of a 64-env dream vector env: eager, one CUDA graph per step, the graph compiled
+    [ -n "$SOAK" ] && [ "$DEVICE" = cuda ] || return 0
+    local name args
+    for name in eager graph compiled; do
+        case $name in eager) args=(--steps 200) ;; graph) args=(--steps 600 --cuda-graph) ;;
+            compiled) args=(--steps 600 --cuda-graph --compile) ;; esac
+        timeout 150 $PY -m worldmodel.soak --checkpoint "$SOAK" --num-envs 64 --device cuda "${args[@]}" \
+            --json "$W/logs/soak_$name.json" > "$W/logs/soak_$name.log" 2>&1
+        stamp "soak $name: $(grep -h '"frames_per_s' "$W/logs/soak_$name.log" | tr -d ' \n')"
+    done
+}
+
+evaluate() {  # scene run: the real future through the tokenizer, on held-out seeds (CPU, background)
+    $PY -m evaluate --env "WorldGym/$1-v0" --predictor "tokenizer:$2" --episodes "$EVAL_EPISODES" --samples 1 \
+        --seed 100000 --no-diversity --no-controllability --no-videos --out "$W/reports/$1" \
+        > "$W/logs/eval_$1.log" 2>&1
+    grep -E "^\| (tokenizer|copy-last)" "$W/logs/eval_$1.log" | sed "s/^/$1 /"
+}
+
+train_scenes() {
+    local s var extra
+    for s in $SCENES; do
+        var="SET_$s"
+        read -r -a extra <<< "${!var:-}"
+        stamp "tokenizer $s ($MINUTES min, batch $BATCH): ${extra[*]}"
+        if [ -n "$RESUME" ]; then
+            rm -rf "$W/runs/$s" && cp -r "$RESUME/$s" "$W/runs/$s"
+            extra=(--resume --steps 100000)  # the run's config.json wins
+        else
+            extra=(--set "train.tokenizer_batch=$BATCH" train.tokenizer_steps=100000 train.eval_every=100000
+                   train.checkpoint_every=1000 "${extra[@]}")
+        fi
+        $PY -m worldmodel.train --data "$W/data/$s" --out "$W/runs/$s" --stage tokenizer --minutes "$MINUTES" \
+            --device "$DEVICE" --no-progress --no-eval "${extra[@]}" > "$W/logs/train_$s.log" 2>&1
+        grep -v "^\s*$" "$W/logs/train_$s.log" | tail -n 1
+        tail -n 1 "$W/runs/$s/logs/tokenizer.jsonl"
+        evaluate "$s" "$W/runs/$s" &
+    done
+    wait
+}
+
+pack() {  # the tokenizer stages (config + weights + state), their logs and the reports, in one file
+    for s in $SCENES; do
+        mkdir -p "$W/pack/$s/tokenizer" "$W/pack/$s/reports"
+        cp "$W/runs/$s/tokenizer/"{config.json,model.safetensors,train_state.json} "$W/pack/$s/tokenizer/"
+        cp -r "$W/runs/$s/config.json" "$W/runs/$s/logs" "$W/pack/$s/"
+        cp "$W/reports/$s/report.json" "$W/pack/$s/reports/" 2>/dev/null
+    done
+    tar czf "$OUT/tokenizers.tgz" -C "$W/pack" .
+    tar czf "$OUT/logs.tgz" -C $W logs
+    ls -la "$OUT"
+}
+
+collect_data & soak
+wait
+train_scenes
+pack
+stamp "done"
