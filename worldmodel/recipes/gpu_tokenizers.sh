@@ -4,15 +4,23 @@
 # while the next one trains; optionally, first, the dream vector env timed with and without its CUDA
 # graph (python -m worldmodel.soak) while the data is collected.
 #
-# Why on a GPU: these tokenizers are limited by the frames they see, not by their size alone. A CPU
-# thread trains the wide `tiny` tokenizer at 1.4 steps/s of 32 frames; a GPU step of 512 frames costs
-# little more than one of 32 (small convolutions are launch-bound), so minutes there are hours here.
+# Measured on one H100 (2026-11-27, these defaults; the figures are in worldmodel/README.md):
+#   - a tokenizer step of 512 frames took ≈ 180 ms (5.6 steps/s, ≈ 2,900 frames/s, about 65× one
+#     CPU thread of this project's 2-core VM): the convolutions are compute-bound, not launch-bound;
+#   - 1.25 minutes (≈ 400 steps) of the wide 4×4-token configs are not enough: FallingLeaves,
+#     SpinningObjects and MorphingShapes stayed under their longer CPU runs;
+#   - ParticleSystems with 2×2-pixel tokens, 348 steps, then resumed to 1,132 steps (2.6 more
+#     minutes, `RESUME=...`): held-out mean 34.9 dB (29.6 after 348 steps; 24.2 for the 4×4 grid
+#     after 56 CPU-minutes), 94% of particles within 1 px (61%).
+# Next time: fewer scenes, more minutes each, and the 2×2 grid (SET_<scene>="tokenizer.codebook_size=1024
+# tokenizer.channels=[32,64]").
 #
 # Per-scene settings (SET_<scene>, space-separated KEY=VALUE overrides for --set):
 #   FallingLeaves, SpinningObjects, MorphingShapes: more codes and a wider decoder (on the CPU,
 #     2,048 codes lifted SpinningObjects by 1.6 dB of training PSNR at equal steps);
 #   ParticleSystems: a finer grid, 2×2-pixel tokens (32×32 codes) instead of 4×4: its particles of
 #     1-2 px are smaller than a 4×4 token (61% within 1 px after 56 CPU-minutes).
+# Each scene's run is packed into $OUT as soon as it is trained, so a time limit loses only the rest.
 #
 # Dry run on a CPU: DEVICE=cpu MINUTES=0.1 EPISODES=4 EVAL_EPISODES=1 SOAK="" \
 #     bash worldmodel/recipes/gpu_tokenizers.sh
@@ -87,25 +95,22 @@ train_scenes() {
             --device "$DEVICE" --no-progress --no-eval "${extra[@]}" > "$W/logs/train_$s.log" 2>&1
         grep -v "^\s*$" "$W/logs/train_$s.log" | tail -n 1
         tail -n 1 "$W/runs/$s/logs/tokenizer.jsonl"
+        pack "$s"
         evaluate "$s" "$W/runs/$s" &
     done
     wait
 }
 
-pack() {  # the tokenizer stages (config + weights + state), their logs and the reports, in one file
-    for s in $SCENES; do
-        mkdir -p "$W/pack/$s/tokenizer" "$W/pack/$s/reports"
-        cp "$W/runs/$s/tokenizer/"{config.json,model.safetensors,train_state.json} "$W/pack/$s/tokenizer/"
-        cp -r "$W/runs/$s/config.json" "$W/runs/$s/logs" "$W/pack/$s/"
-        cp "$W/reports/$s/report.json" "$W/pack/$s/reports/" 2>/dev/null
-    done
-    tar czf "$OUT/tokenizers.tgz" -C "$W/pack" .
-    tar czf "$OUT/logs.tgz" -C $W logs
-    ls -la "$OUT"
+pack() {  # scene: its tokenizer stage (config + weights + state) and logs, one file, as soon as it is trained
+    mkdir -p "$W/pack/$1/tokenizer"
+    cp "$W/runs/$1/tokenizer/"{config.json,model.safetensors,train_state.json} "$W/pack/$1/tokenizer/"
+    cp -r "$W/runs/$1/config.json" "$W/runs/$1/logs" "$W/pack/$1/"
+    tar czf "$OUT/tokenizer_$1.tgz" -C "$W/pack" "$1"
 }
 
 collect_data & soak
 wait
 train_scenes
-pack
+tar czf "$OUT/logs.tgz" -C $W logs reports
+ls -la "$OUT"
 stamp "done"
