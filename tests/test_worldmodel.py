@@ -128,6 +128,25 @@ def test_patch_encoder_codes_are_local():
     assert changed and all(tuple(c) in {(1, 1), (3, 5)} for c in changed)
 
 
+def test_two_level_tokenizer_codes_2x2_pixel_patches():
+    """Two decoder levels (``tokenizer.channels=[32,64]``, as for ParticleSystems) make a token of 2×2
+    pixels: a 32×32 frame is 16×16 codes, round-trips at that size, and a 1-px particle re-codes only
+    the one patch it is in."""
+    torch.manual_seed(0)
+    cfg = micro_cfg().tokenizer
+    cfg.channels = (8, 16)
+    tok = Tokenizer(cfg).train()
+    assert cfg.downsample == 2 and cfg.grid == (16, 16)
+    tok.compute_loss(balls(8))  # codebook init
+    x = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    x[:] = torch.tensor([20, 22, 30], dtype=torch.uint8)
+    x[1, 7, 9] = 250  # one particle pixel, inside patch (3, 4)
+    idx = tok.eval().encode(x)
+    assert idx.shape == (2, 16, 16)
+    assert tok.decode(idx).shape == (2, 32, 32, 3)
+    assert (idx[0] != idx[1]).nonzero().tolist() == [[3, 4]]
+
+
 def test_tokenizer_learns_flat_frames():
     """A micro tokenizer overfits a few flat-coloured frames (PSNR rises well above the start)."""
     torch.manual_seed(0)
