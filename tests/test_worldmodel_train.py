@@ -116,6 +116,20 @@ def test_a_finished_run_without_optimizer_state_trains_further_after_a_fresh_war
     assert lrs[10] == pytest.approx(train.lr_at(9, 12, peak, 2))
 
 
+def test_minutes_plans_the_schedule_to_end_in_time(tmp_path):
+    """--minutes with --steps as a cap: the planned steps fit the budget, and the cosine runs out."""
+    run = tmp_path / "m"
+    t0 = time.time()
+    states = train.main([*_args(run, "--stage", "tokenizer", "--minutes", "0.1", steps=100_000)])
+    wall = time.time() - t0
+    state = json.loads((run / "tokenizer" / "train_state.json").read_text())
+    assert state["calibrated"] and 15 < state["planned_steps"] < 100_000
+    assert states["tokenizer"]["step"] >= 0.9 * state["planned_steps"]
+    assert wall < 6 + 30  # the budget, plus start-up and checkpoints
+    peak = train.preset("tiny").train.tokenizer_lr
+    assert _log(run, "tokenizer")[-1]["lr"] < 0.25 * peak  # at the end of the cosine (0.1 × peak)
+
+
 def _env():
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("WORLD_SIZE", None)

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import signal
 import time
@@ -40,6 +39,7 @@ from worldmodel.config import WorldModelConfig, preset
 from worldmodel.data import EpisodeStore, sample_rows, sample_seeds
 from worldmodel.metrics import rollout_eval, summary
 from worldmodel.model import WorldModel
+from worldmodel.schedule import DeadlinePlanner, lr_at
 from worldmodel.tokenizer import psnr, resize_frames
 
 
@@ -216,13 +216,6 @@ def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.o
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=fused)
 
 
-def lr_at(step: int, planned: int, peak: float, warmup: int) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, planned - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 # ---------------------------------------------------------------------- the shared loop
 class _Stop:
     requested = False
@@ -280,7 +273,9 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
 
         bar = tqdm(total=state["planned_steps"], initial=state["step"], desc=stage, dynamic_ncols=True)
     t_start, step0 = time.time(), state["step"]
-    t_warm = t_start
+    planner = None
+    if not state["calibrated"] and deadline is not None:
+        planner = DeadlinePlanner(deadline, state["planned_steps"], step0)
     elapsed0 = state["elapsed_s"]
     last_ckpt = state["step"]
     # A step's scalars stay on the device until a flush reads them all at once: reading one (float())
@@ -335,13 +330,10 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             values["grad_norm"] = gnorm.detach()
             names[:] = sorted(values)
             pending.append((step, lr, torch.stack([values[k].float() for k in names])))
-            if step % tc.log_every == 0 or step == 1 or step - step0 in (5, 15):
-                flush()  # the speed samples below must see finished steps, not queued ones
-            if step - step0 == 5:
-                t_warm = time.time()  # the first steps pay for CUDA/cuDNN warm-up: not a speed sample
-            if not state["calibrated"] and step - step0 == 15 and deadline is not None:
-                per_step = (time.time() - t_warm) / 10
-                plan = min(state["planned_steps"], step + int(max(0.0, deadline - time.time()) / per_step))
+            if step % tc.log_every == 0 or step == 1 or (planner is not None and planner.due(step)):
+                flush()  # a speed sample must see finished steps, not queued ones
+            plan = planner.observe(step) if planner is not None else None
+            if plan is not None:
                 plan = int(_mean_across([float(plan)], ctx)[0])
                 state.update(planned_steps=max(plan, step), calibrated=True)
                 if bar is not None:
