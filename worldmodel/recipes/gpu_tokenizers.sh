@@ -12,8 +12,9 @@
 #   - ParticleSystems with 2×2-pixel tokens, 348 steps, then resumed to 1,132 steps (2.6 more
 #     minutes, `RESUME=...`): held-out mean 34.9 dB (29.6 after 348 steps; 24.2 for the 4×4 grid
 #     after 56 CPU-minutes), 94% of particles within 1 px (61%).
-# Next time: fewer scenes, more minutes each, and the 2×2 grid (SET_<scene>="tokenizer.codebook_size=1024
-# tokenizer.channels=[32,64]").
+# Since then the same 2×2 grid brought FallingLeaves, SpinningObjects and MorphingShapes over 32 dB on
+# the CPU in 33-101 minutes (worldmodel/README.md). For those scenes on a GPU next time: fewer scenes,
+# more minutes each, SET_<scene>="tokenizer.codebook_size=1024 tokenizer.channels=[32,64]".
 #
 # Per-scene settings (SET_<scene>, space-separated KEY=VALUE overrides for --set):
 #   FallingLeaves, SpinningObjects, MorphingShapes: more codes and a wider decoder (on the CPU,
