@@ -19,6 +19,7 @@ def run(planner: DeadlinePlanner, clock: Clock, seconds_per_step, until: int) ->
         clock.t += seconds_per_step(step)
         plan = planner.observe(step)
         if plan is not None:
+            planner.adopt(step, plan)
             plans.append((step, plan))
     return plans
 
@@ -53,7 +54,9 @@ def test_samples_count_from_the_resumed_step():
         clock.t += 2.0
         plan = planner.observe(step)
     assert plan == 315 + int((1000 - 30) / 2.0)
-    assert planner.due(planner.second_at)
+    planner.adopt(315, 400)  # under DDP: the mean of the processes' proposals sets the second sample
+    assert planner.second_at == 315 + 20 and planner.due(335)
+    assert planner.observe(335) is not None and planner.observe(355) is None  # corrected once
 
 
 def test_lr_warms_up_then_decays_to_a_tenth():

@@ -24,9 +24,10 @@ class DeadlinePlanner:
     finished after 33 minutes. The correction comes early in the cosine, where moving its end changes
     the learning rate little.
 
-    Call :meth:`due` before a step's scalars are flushed (a sample must time finished steps, not
-    queued ones) and :meth:`observe` after every step; under DDP every process calls them at the same
-    steps, so the caller can average the plans."""
+    After every step: :meth:`due` (flush the step's scalars first when it is: a sample must time
+    finished steps, not queued ones), then :meth:`observe`, and :meth:`adopt` the plan it proposes.
+    Under DDP every process samples at the same steps; the caller averages the proposals and adopts
+    the mean, from which the second sample's step follows, so that it is the same on every process."""
 
     WARM, FIRST = 5, 15
 
@@ -40,18 +41,22 @@ class DeadlinePlanner:
         return step - self.step0 in (self.WARM, self.FIRST) or step == self.second_at
 
     def observe(self, step: int) -> int | None:
-        """After step ``step``: a new planned step count at the sample points, else None."""
+        """After step ``step``: a proposed planned step count at the sample points, else None."""
         k, now = step - self.step0, self.clock()
         if k == self.WARM:
             self.t_warm = now
         elif k == self.FIRST:
-            plan = self._plan(step, (now - self.t_warm) / (self.FIRST - self.WARM), now)
             self.t_first, self.step_first = now, step
-            self.second_at = step + max(20, (plan - step) // 10)
-            return plan
+            return self._plan(step, (now - self.t_warm) / (self.FIRST - self.WARM), now)
         elif step == self.second_at:
+            self.second_at = None
             return self._plan(step, (now - self.t_first) / (step - self.step_first), now)
         return None
+
+    def adopt(self, step: int, plan: int) -> None:
+        """The plan in force after step ``step``; the first one also sets when to sample again."""
+        if step == self.step_first and self.second_at is None:
+            self.second_at = step + max(20, (plan - step) // 10)
 
     def _plan(self, step: int, per_step: float, now: float) -> int:
         left = max(0.0, self.deadline - now)

@@ -335,6 +335,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             plan = planner.observe(step) if planner is not None else None
             if plan is not None:
                 plan = int(_mean_across([float(plan)], ctx)[0])
+                planner.adopt(step, plan)
                 state.update(planned_steps=max(plan, step), calibrated=True)
                 if bar is not None:
                     bar.total = state["planned_steps"]
