@@ -180,6 +180,18 @@ def test_quantizer_restarts_dead_codes_and_reports_usage():
     assert float(q.codebook[:10].abs().max()) < 50  # ... and they were moved onto the data
     assert 1.0 <= float(out.perplexity) <= 64
 
+def test_nearest_code_is_the_same_in_chunks_as_by_brute_force():
+    q = Tokenizer(micro_cfg().tokenizer).quantizer
+    torch.manual_seed(0)
+    q.codebook.copy_(torch.randn_like(q.codebook))
+    flat = torch.randn(1000, q.D)
+    brute = torch.cdist(flat.double(), q.codebook.double()).pow(2)
+    for chunk in (1 << 22, 3 * q.V + 5, 1):  # one chunk, uneven chunks, one row at a time
+        idx, dist = q.nearest(flat, chunk=chunk)
+        assert torch.equal(idx, brute.argmin(1)), chunk
+        assert torch.allclose(dist.double(), brute.min(1).values, atol=1e-4), chunk
+
+
 
 def _loss_and_grads(module, loss_fn):
     module.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -98,6 +99,25 @@ def test_resume_continues_the_step_count_bit_exactly(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), stage
     assert json.loads((tmp_path / "b" / "dynamics" / "train_state.json").read_text())["step"] == 8
 
+
+
+def test_episode_encoding_is_cached_stops_on_request_and_does_not_depend_on_the_batch(tmp_path):
+    from worldmodel.data import EpisodeStore
+    from worldmodel.tokenizer import Tokenizer
+
+    store, _ = EpisodeStore.from_env("WorldGym/BouncingBalls-v0", 3, steps=12, width=32, height=32)
+    cfg = train.apply_overrides(train.preset("tiny", store.action_space), MICRO)
+    tok = Tokenizer(cfg.tokenizer).eval()
+    cpu = torch.device("cpu")
+    assert not store.tokenize(tok, cpu, cache=tmp_path, stop=lambda: True)  # a stop request keeps nothing
+    assert store.tokens is None and not list(tmp_path.iterdir())
+    assert store.tokenize(tok, cpu, batch=5, cache=tmp_path)  # several calls per episode, then cached
+    by_five = store.tokens
+    assert len(list(tmp_path.glob("tokens-*.npz"))) == 1
+    assert store.tokenize(tok, cpu)  # the CPU's default batch (whole episodes here), no cache
+    assert all(np.array_equal(a, b) for a, b in zip(by_five, store.tokens, strict=True))
+    assert store.tokenize(tok, cpu, cache=tmp_path, stop=lambda: True)  # read back: nothing to stop
+    assert all(np.array_equal(a, b) for a, b in zip(by_five, store.tokens, strict=True))
 
 def test_a_finished_run_without_optimizer_state_trains_further_after_a_fresh_warm_up(tmp_path):
     """An exported run (weights, no optimizer) resumed with a larger --steps: the schedule stretches to

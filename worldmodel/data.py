@@ -13,6 +13,7 @@ stage keeps only their token grids (512 B per 16×16 frame at int16). Sampling i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,11 +150,17 @@ class EpisodeStore:
         return self._flat_cache[1]
 
     @torch.no_grad()
-    def tokenize(self, tokenizer, device, batch: int = 256, progress: bool = False,
-                 cache: str | Path | None = None) -> None:
+    def tokenize(self, tokenizer, device, batch: int | None = None, progress: bool = False,
+                 cache: str | Path | None = None, stop: Callable[[], bool] | None = None) -> bool:
         """Encodes every frame once (the tokenizer is frozen while the dynamics trains). With ``cache``,
         the token grids are kept in that .npz file, named by a digest of the tokenizer's weights and
-        the episodes, and reused by later runs and resumes."""
+        the episodes, and reused by later runs and resumes.
+
+        ``batch`` frames per encoder call; by default 256 on a GPU and about 16k codes' worth on a CPU
+        (16 frames of a 32×32 grid), where the encoder is memory-bound: its activations then stay in
+        cache, measured 1.7× faster than 256 frames per call. ``stop`` is polled between episodes (a
+        32×32 grid takes minutes to encode): when it returns True, nothing is kept and the call returns
+        False. Returns True when every episode is encoded."""
         from tqdm import tqdm
 
         from worldmodel.tokenizer import resize_frames
@@ -163,10 +170,15 @@ class EpisodeStore:
             if cache.exists():
                 with np.load(cache) as z:
                     self.tokens = [z[f"e{i}"] for i in range(len(self.episodes))]
-                return
+                return True
         cfg = tokenizer.cfg
+        if batch is None:
+            gh, gw = cfg.grid
+            batch = 256 if torch.device(device).type == "cuda" else max(1, 16384 // (gh * gw))
         out = []
         for ep in tqdm(self.episodes, desc="tokenize", disable=not progress, leave=False):
+            if stop is not None and stop():
+                return False
             parts = []
             for i in range(0, ep.length, batch):
                 x = resize_frames(torch.from_numpy(ep.frames[i:i + batch]).to(device), cfg.height, cfg.width)
@@ -178,6 +190,7 @@ class EpisodeStore:
             tmp = cache.with_name(cache.stem + ".partial.npz")
             np.savez(tmp, **{f"e{i}": t for i, t in enumerate(out)})
             tmp.replace(cache)
+        return True
 
     def _digest(self, tokenizer) -> str:
         import hashlib

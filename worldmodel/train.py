@@ -463,8 +463,10 @@ def run_dynamics(ctx: Ctx, model: WorldModel, train: EpisodeStore, val: EpisodeS
     if not ckpt.has_stage(ctx.run, "dynamics"):
         torch.manual_seed(tc.seed + 1)
         model.dynamics.init_embeddings_from_codebook(model.tokenizer.quantizer.codebook)
-    train.tokenize(model.tokenizer, ctx.device, progress=ctx.main and ctx.args.progress,
-                   cache=ctx.run / "cache" if ctx.main and ctx.world == 1 else None)
+    if not train.tokenize(model.tokenizer, ctx.device, progress=ctx.main and ctx.args.progress,
+                          cache=ctx.run / "cache" if ctx.main and ctx.world == 1 else None,
+                          stop=lambda: _Stop.requested):
+        raise SystemExit("[dynamics] stopped while encoding the episodes: nothing was trained yet")
     T = dc.train_frames
     index = train.window_index(T)
     part = _local(tc.dynamics_batch, ctx)
