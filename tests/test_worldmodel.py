@@ -190,6 +190,8 @@ def test_nearest_code_is_the_same_in_chunks_as_by_brute_force():
         idx, dist = q.nearest(flat, chunk=chunk)
         assert torch.equal(idx, brute.argmin(1)), chunk
         assert torch.allclose(dist.double(), brute.min(1).values, atol=1e-4), chunk
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # training autocasts on CUDA; distances stay fp32
+        assert torch.equal(q.nearest(flat)[0], brute.argmin(1))
 
 
 

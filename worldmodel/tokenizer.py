@@ -179,14 +179,19 @@ class EMAQuantizer(nn.Module):
 
         The (rows, V) distance matrix is built ``chunk`` elements at a time: whole, it is 1 GB for 256
         frames of a 32×32 grid with 1,024 codes, and allocating that per batch made encoding a dataset
-        for the dynamics 3-7× slower on a CPU (page faults, not arithmetic)."""
-        cb = self.codebook
+        for the dynamics 3-7× slower on a CPU (page faults, not arithmetic).
+
+        Always in fp32, also under training's bf16 autocast on CUDA: with bf16's 8-bit mantissa the
+        distances of near codes tie or swap, and the EMA statistics then average vectors into the wrong
+        codes (measured on CPU autocast: 2 of 1,000 random vectors got another code)."""
+        cb, flat = self.codebook.float(), flat.float()
         cb_sq = cb.pow(2).sum(1)[None]  # (1, V)
         idx, dist = [], []
-        for part in flat.split(max(1, chunk // self.V)):
-            d_min, i = torch.addmm(cb_sq, part, cb.t(), alpha=-2).min(1)  # ||c||² − 2 x·c: same argmin
-            idx.append(i)
-            dist.append(d_min + part.pow(2).sum(1))
+        with torch.autocast(flat.device.type, enabled=False):
+            for part in flat.split(max(1, chunk // self.V)):
+                d_min, i = torch.addmm(cb_sq, part, cb.t(), alpha=-2).min(1)  # ||c||² − 2 x·c: same argmin
+                idx.append(i)
+                dist.append(d_min + part.pow(2).sum(1))
         return torch.cat(idx), torch.cat(dist).clamp_min(0)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
