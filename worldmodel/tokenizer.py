@@ -203,12 +203,12 @@ class EMAQuantizer(nn.Module):
         if self.training and not bool(self.initialised):
             self._init_from(flat)
         idx, err = self.nearest(flat)
+        counts = torch.bincount(idx, minlength=self.V).float()  # (V,) codes chosen in this batch
         if self.training:
-            self._ema_update(flat.detach(), idx, err.detach())
+            self._ema_update(flat.detach(), idx, err.detach(), counts.clone())  # all-reduced in place
         q = F.embedding(idx, self.codebook).view(B, h, w, D).permute(0, 3, 1, 2)  # (B, D, h, w)
         commit = F.mse_loss(z, q.detach())
         quantized = q.detach() + (z - z.detach())  # straight-through: value exactly q, gradient to z
-        counts = torch.bincount(idx, minlength=self.V).float()
         p = counts / counts.sum()
         perplexity = torch.exp(-(p * torch.log(p + 1e-10)).sum())
         return QuantizerOutput(quantized, idx.view(B, h, w), commit, perplexity)
@@ -230,10 +230,10 @@ class EMAQuantizer(nn.Module):
         self.initialised.fill_(True)
 
     @torch.no_grad()
-    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, err: torch.Tensor) -> None:
-        # per-code counts and sums by scatter, not a (N, V) one-hot matmul: the one-hot is 268 MB for
-        # 32 frames of a 32×32 grid with 1,024 codes, and building it took ~18% of a CPU training step
-        counts = torch.bincount(idx, minlength=self.V).to(flat.dtype)  # (V,)
+    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, err: torch.Tensor,
+                    counts: torch.Tensor) -> None:
+        # per-code sums by scatter, not a (N, V) one-hot matmul: the one-hot is 268 MB for 32 frames
+        # of a 32×32 grid with 1,024 codes, and building it took ~18% of a CPU training step
         sums = flat.new_zeros(self.V, self.D).index_add_(0, idx, flat)  # (V, D)
         _all_reduce(counts)
         _all_reduce(sums)
@@ -359,7 +359,7 @@ class Tokenizer(nn.Module):
         """(B, H, W, 3) uint8 -> (B, h, w) int64 code indices."""
         z = self.encoder(to_float(frames))  # (B, D, h, w)
         B, D, h, w = z.shape
-        idx, _ = self.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, D).float())  # (B*h*w,)
+        idx, _ = self.quantizer.nearest(z.permute(0, 2, 3, 1).reshape(-1, D))  # (B*h*w,)
         return idx.view(B, h, w)
 
     @torch.no_grad()
