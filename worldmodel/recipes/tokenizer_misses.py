@@ -18,7 +18,9 @@ from evaluate.suite import Reference, present
 
 
 def object_errors(tok, env_id: str, seed: int, context: int = 4, horizon: int = 32):
-    """(error px, inf where the reconstruction lost it; in clear view; radius px) per real object-frame."""
+    """(error px, inf where the reconstruction lost it; in clear view; radius px) per real object-frame,
+    and the future's pixel counts (all, parsed as another colour than in the real frame, of which on
+    object colours in the real frame)."""
     real = run(Episode(env_id, seed), context + horizon - 1)
     ref = Reference(real.window(context - 1, context + horizon))
     with torch.no_grad():
@@ -30,7 +32,10 @@ def object_errors(tok, env_id: str, seed: int, context: int = 4, horizon: int = 
     seen = ref.pr.copy()
     seen[0] = False  # frame 0 of the window is the last context frame
     radius = np.broadcast_to(ref.cat.radius, err.shape)
-    return err[seen], ref.clear[seen], radius[seen]
+    real_lab, rec_lab = ref.real.labels[1:], parsed.labels[1:]
+    wrong = real_lab != rec_lab
+    pixels = (real_lab.size, int(wrong.sum()), int((wrong & (real_lab >= 3)).sum()))  # 3 palette colours
+    return err[seen], ref.clear[seen], radius[seen], pixels
 
 
 def main(argv=None):
@@ -43,7 +48,9 @@ def main(argv=None):
     torch.set_num_threads(1)
     tok = worldmodel.load(args.run, require_dynamics=False).tokenizer
     parts = [object_errors(tok, args.env, args.seed + i) for i in range(args.episodes)]
-    err, clear, radius = (np.concatenate(x) for x in zip(*parts))
+    errs, clears, radii, pixels = zip(*parts)
+    err, clear, radius = (np.concatenate(x) for x in (errs, clears, radii))
+    total, wrong, wrong_obj = np.sum(pixels, axis=0)
     miss = err > 1.0
     lost, off = np.isinf(err), miss & np.isfinite(err)
     print(f"{len(err)} object-frames: within 1 px {np.mean(~miss):.4f}, not found {lost.mean():.4f}, "
@@ -53,6 +60,8 @@ def main(argv=None):
     for r in np.unique(np.round(radius, 1)):
         of_r = np.round(radius, 1) == r
         print(f"  radius {r:4.1f} px: {int((miss & of_r).sum())} misses of {int(of_r.sum())} object-frames")
+    print(f"pixels the parser labels differently than in the real frame: {wrong / total * 1e6:,.0f} per "
+          f"million ({wrong_obj / total * 1e6:,.0f} per million where the real pixel is an object's)")
 
 
 if __name__ == "__main__":
