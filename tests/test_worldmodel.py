@@ -107,11 +107,15 @@ def test_tokenizer_shapes_and_decode_encode_consistency():
     assert int(idx.min()) >= 0 and int(idx.max()) < cfg.codebook_size
     out = tok.decode(idx)
     assert out.shape == (6, 32, 32, 3) and out.dtype == torch.uint8
-    # decode(encode(x)) is exactly the model's reconstruction, and batching does not matter
+    # decode(encode(x)) is exactly the model's reconstruction, and batching does not change the codes.
+    # Decoded pixels may move by one grey level: the convolution kernels oneDNN picks for 1 and 6 frames
+    # round differently, and a value at .5 then rounds the other way (seen on AVX2-only hosts).
     with torch.no_grad():
         assert torch.equal(out, to_uint8(tok(x).recon))
     assert torch.equal(tok.encode(x[:2]), idx[:2])
-    assert torch.equal(tok.decode(idx[3:4]), out[3:4])
+    alone = torch.cat([tok.decode(idx[i:i + 1]) for i in range(6)])
+    diff = (alone.int() - out.int()).abs()
+    assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 1e-3
 
 
 def test_patch_encoder_codes_are_local():
