@@ -21,8 +21,8 @@ def test_coverage_counts_the_most_common_patches_first():
 
 def test_census_of_a_scene_counts_every_patch_of_every_frame():
     counts = patch_census.census("WorldGym/BouncingBalls-v0", 4, episodes=1, steps=3, seed=0)
-    assert sum(counts.values()) == 3 * 16 * 16  # three 64² frames of 4×4 patches
+    assert sum(counts.values()) == 4 * 16 * 16  # the first frame and three more, 64², of 4×4 patches
     assert all(len(k) == 4 * 4 * 3 for k in counts)
-    assert 1 < len(counts) < 3 * 16 * 16  # a flat background repeats; the balls and walls differ
+    assert 1 < len(counts) < 4 * 16 * 16  # a flat background repeats; the balls and walls differ
     again = patch_census.census("WorldGym/BouncingBalls-v0", 4, episodes=1, steps=3, seed=0)
     assert again == counts  # seeded: the same frames

@@ -21,7 +21,7 @@
 #     2,048 codes lifted SpinningObjects by 1.6 dB of training PSNR at equal steps);
 #   ParticleSystems: a finer grid, 2×2-pixel tokens (32×32 codes) instead of 4×4: its particles of
 #     1-2 px are smaller than a 4×4 token (61% within 1 px after 56 CPU-minutes); and 4,096 codes: it
-#     draws ~10k distinct 2×2 patches, of which the 1,024 most common cover only 95.8% (patch_census.py),
+#     draws ~10k distinct 2×2 patches, of which the 1,024 most common cover only 95.9% (patch_census.py),
 #     and at equal CPU time 4,096 codes halved the objects missed (98.4% within 1 px against 97.0%).
 # Each scene's run is packed into $OUT as soon as it is trained, so a time limit loses only the rest.
 #
