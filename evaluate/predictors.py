@@ -21,7 +21,8 @@ it, the built-in ``real`` predictors need it to rebuild the scene. Built in:
 ``copy-last``       the last context frame, repeated: the floor every model must beat
 ``corrupt:NAME``    ``real`` with one of ``evaluate.corrupt.CORRUPTIONS`` applied (the self-test)
 ``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``;
-``checkpoint:PATH@T`` samples at temperature T (default 1; 0 = argmax)
+``checkpoint:PATH@T`` samples at temperature T (default 1; 0 = argmax), ``checkpoint:PATH@T:SCHEDULE``
+also with the MaskGIT commit schedule SCHEDULE (``cosine`` or ``adaptive``; default: the checkpoint's)
 ``tokenizer:PATH``  ``real`` passed through a run's tokenizer (encode, decode): the ceiling of any
                     dynamics on those codes, and the tokenizer's bar (objects found in reconstructions)
 ==================  ============================================================================
@@ -128,16 +129,18 @@ class WorldModelPredictor:
     match the suite's (``--width/--height``); ``run_suite`` checks the returned shape.
     """
 
-    def __init__(self, path: str, model, temperature: float = 1.0):
+    def __init__(self, path: str, model, temperature: float = 1.0, schedule: str | None = None):
         self.name, self.model, self.temperature = f"checkpoint:{path}", model, temperature
+        self.schedule = schedule
 
     def predict(self, context_frames, context_actions, future_actions, num_samples, episodes=None):
         seed = int(episodes[0].seed) if episodes else 0
         ca = np.asarray(context_actions)
+        extra = {} if self.schedule is None else {"schedule": self.schedule}
         out = self.model.generate(context_frames, np.asarray(future_actions),
                                   horizon=np.shape(future_actions)[1], num_samples=num_samples,
                                   temperature=self.temperature, seed=seed,
-                                  context_actions=ca if ca.shape[1] else None)
+                                  context_actions=ca if ca.shape[1] else None, **extra)
         frames = out.frames
         frames = frames.cpu().numpy() if hasattr(frames, "cpu") else np.asarray(frames)
         return frames.astype(np.uint8)  # (B, S, T, H, W, 3)
@@ -182,10 +185,13 @@ def _tokenizer(path: str) -> Predictor:
 
 
 def _checkpoint(arg: str) -> Predictor:
-    """``checkpoint:PATH`` samples at temperature 1; ``checkpoint:PATH@T`` at temperature T (0 = argmax)."""
-    path, temperature = arg, 1.0
+    """``checkpoint:PATH`` samples at temperature 1; ``checkpoint:PATH@T`` at temperature T (0 = argmax);
+    ``checkpoint:PATH@T:SCHEDULE`` with that MaskGIT schedule (``cosine``, ``adaptive``)."""
+    path, temperature, schedule = arg, 1.0, None
     if "@" in arg:
         path, _, t = arg.rpartition("@")
+        t, _, schedule = t.partition(":")
+        schedule = schedule or None
         try:
             temperature = float(t)
         except ValueError:
@@ -204,7 +210,12 @@ def _checkpoint(arg: str) -> Predictor:
     if not hasattr(worldmodel, "load"):
         raise RuntimeError("worldmodel has neither load_predictor(path) nor load(path) yet")
     model = worldmodel.load(path, device=_torch_device())
-    pred = WorldModelPredictor(path, model, temperature)
+    if schedule is not None:
+        try:
+            model.dynamics.check_schedule(schedule)
+        except ValueError as e:
+            raise ValueError(f"checkpoint:{arg}: {e}") from None
+    pred = WorldModelPredictor(path, model, temperature, schedule)
     pred.name = f"checkpoint:{arg}"
     return pred
 

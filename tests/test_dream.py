@@ -193,17 +193,30 @@ def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         DreamEnv(tmp_path / "empty")
     for kw, message in [({"horizon": 0}, "horizon"), ({"context": 0}, "context"),
-                        ({"temperature": -1.0}, "temperature"), ({"termination": "maybe"}, "termination")]:
+                        ({"temperature": -1.0}, "temperature"), ({"termination": "maybe"}, "termination"),
+                        ({"schedule": "linear"}, "schedule must be None .* or one of")]:
         with pytest.raises(ValueError, match=message):
             DreamEnv(run, **kw)
 
 
+def test_evaluate_checkpoint_spec_takes_a_schedule(run):
+    from evaluate.predictors import make_predictor
+
+    pred = make_predictor(f"checkpoint:{run}@0.5:adaptive")
+    assert (pred.temperature, pred.schedule) == (0.5, "adaptive")
+    assert make_predictor(f"checkpoint:{run}@1").schedule is None  # the checkpoint's own
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        make_predictor(f"checkpoint:{run}@1:linear")
+
+
 # ---------------------------------------------------------------------- vector env
-@pytest.mark.parametrize("context", [4, 2])  # 2 < K: freshly reset dreams step in their own group first
-def test_batched_dreams_equal_dreams_alone(run, context):
+# context 2 < K: freshly reset dreams step in their own group first; "adaptive": each row's count of
+# codes left masked is its own (a tensor per row), which must not couple the rows either
+@pytest.mark.parametrize("context,schedule", [(4, None), (2, None), (4, "adaptive")])
+def test_batched_dreams_equal_dreams_alone(run, context, schedule):
     N, T = 3, 14
     actions = np.random.default_rng(context).integers(0, 3, (T, N))
-    venv = DreamVectorEnv(run, N, context=context, horizon=6)
+    venv = DreamVectorEnv(run, N, context=context, horizon=6, schedule=schedule)
     assert venv.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
     obs, _ = venv.reset(seed=100)
     frames, rewards, terms, truncs, finals = [obs], [], [], [], []
@@ -216,7 +229,7 @@ def test_batched_dreams_equal_dreams_alone(run, context):
         finals.append(infos.get("final_obs"))
     assert np.any(terms) and np.any(truncs)
     for i in range(N):
-        env = DreamEnv(run, context=context, horizon=6)
+        env = DreamEnv(run, context=context, horizon=6, schedule=schedule)
         obs, _ = env.reset(seed=100 + i)
         np.testing.assert_array_equal(obs, frames[0][i])
         for t in range(T):

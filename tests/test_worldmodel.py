@@ -76,6 +76,22 @@ def test_checkpoint_activations_flags_round_trip_and_parse_from_set():
         assert p.dynamics.checkpoint_activations == p.tokenizer.checkpoint_activations == (name == "seed163m")
 
 
+def test_maskgit_schedule_is_a_config_setting_older_configs_default_to_cosine(tmp_path):
+    from worldmodel.train import apply_overrides
+
+    cfg = apply_overrides(micro_cfg(), ["dynamics.maskgit_schedule=adaptive",
+                                        "dynamics.maskgit_confidence=0.8"])
+    assert WorldModelConfig.from_json(cfg.to_json()) == cfg
+    assert WorldModel(cfg).dynamics.check_schedule() == "adaptive"
+    d = micro_cfg().to_dict()
+    del d["dynamics"]["maskgit_schedule"], d["dynamics"]["maskgit_confidence"]  # a checkpoint from before
+    assert WorldModelConfig.from_dict(d).dynamics.maskgit_schedule == "cosine"
+    for bad, message in [("maskgit_schedule=linear", "schedule must be one of"),
+                         ("maskgit_confidence=0", "maskgit_confidence")]:
+        with pytest.raises(ValueError, match=message):
+            WorldModel(apply_overrides(micro_cfg(), [f"dynamics.{bad}"]))
+
+
 def test_config_rejects_unknown_keys():
     d = preset("tiny").to_dict()
     d["dynamics"]["nonsense"] = 1

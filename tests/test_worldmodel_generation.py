@@ -6,9 +6,10 @@ static buffers, the same write-back, run eagerly. Capture itself is CUDA only; o
 """
 import pytest
 import torch
-from test_worldmodel import balls, micro_cfg
+from test_worldmodel import balls, micro_cfg, random_tokens
 
 from worldmodel import sampling
+from worldmodel.dynamics import Dynamics
 from worldmodel.graphs import StepGraph
 from worldmodel.model import WorldModel
 
@@ -57,15 +58,16 @@ def test_keyed_uniforms_are_uniform_and_a_function_of_seed_stream_and_position_o
     assert abs(float(torch.corrcoef(big[:2])[0, 1])) < 0.15  # neighbouring seeds (500 values)
 
 
-@pytest.mark.parametrize("n_context,temperature", [(3, 1.0), (1, 1.0), (3, 0.0)])
-def test_graph_step_gives_the_eager_samples_from_the_same_generator(n_context, temperature):
+@pytest.mark.parametrize("n_context,temperature,schedule",
+                         [(3, 1.0, "cosine"), (1, 1.0, "cosine"), (3, 0.0, "cosine"), (3, 1.0, "adaptive")])
+def test_graph_step_gives_the_eager_samples_from_the_same_generator(n_context, temperature, schedule):
     """Context 3 = K: the graph path from the first frame; context 1: eager until the cache is full."""
     torch.manual_seed(0)
     model = WorldModel(micro_cfg(context=3)).eval()
     ctx = torch.stack([balls(n_context, seed=1), balls(n_context, seed=2)])  # (2, C, 32, 32, 3)
     acts = torch.tensor([[0, 1, 2, 1, 0, 2, 2], [2, 2, 1, 0, 0, 1, 2]])
-    eager = model.reset(ctx, temperature=temperature, seed=5)
-    graphed = model.reset(ctx, temperature=temperature, seed=5)
+    eager = model.reset(ctx, temperature=temperature, seed=5, schedule=schedule)
+    graphed = model.reset(ctx, temperature=temperature, seed=5, schedule=schedule)
     graphed.graph = StepGraph(model, capture=False)
     addresses = set()
     for t in range(acts.shape[1]):
@@ -101,6 +103,59 @@ def test_graph_step_refuses_other_shapes_and_other_states_and_cpu_capture():
         state.graph.load(model.reset(torch.cat([ctx, ctx]), seed=0).dynamics)
     with pytest.raises(ValueError, match="needs a cache of 1 frames"):
         state.graph.load(model.reset(ctx[:, :1], seed=0).dynamics)
+
+
+def _decode_passes(dyn, state, action, u, schedule):
+    """predict_with, recording how many codes per row each pass starts with masked."""
+    masked, orig = [], dyn.query_input
+
+    def spy(tokens, actions):
+        masked.append((tokens == dyn.V).flatten(1).sum(1).tolist())
+        return orig(tokens, actions)
+
+    dyn.query_input = spy
+    try:
+        codes, _, _ = dyn.predict_with(state, action, u, 1.0, None, schedule)
+    finally:
+        del dyn.query_input
+    return codes, masked
+
+
+def test_adaptive_schedule_commits_sure_codes_at_once_and_spreads_the_unsure_ones():
+    """Unsure codes (p(most likely) < maskgit_confidence) are spread over the passes: a share
+    (S-s)/(S-s+1) stays masked after pass s, never more than the cosine schedule leaves; rows count
+    their own. With every code sure, one pass decides the frame: the codes of a 1-pass decode."""
+    cfg = micro_cfg(maskgit_steps=4)
+    dyn = Dynamics(cfg.dynamics, cfg.action_space).eval()
+    V = cfg.dynamics.codebook_size
+    logits = torch.zeros(2, 8, 8, V)
+    logits[0, :, :, 3] = 10.0  # row 0: every code sure
+    logits[1, :2, :, 3] = 10.0  # row 1: 16 codes sure, 48 unsure (uniform)
+    masked = torch.ones(2, 8, 8, dtype=torch.bool)
+    assert dyn._unsure_left(logits, masked, remain=59, passes_left=3).tolist() == [0, 36]
+    assert dyn._unsure_left(logits, masked, remain=30, passes_left=3).tolist() == [0, 30]  # cosine cap
+    assert dyn._unsure_left(logits, masked, remain=59, passes_left=1).tolist() == [0, 24]
+    masked[1, 2:4] = False  # committed codes are not unsure
+    assert dyn._unsure_left(logits, masked, remain=59, passes_left=1).tolist() == [0, 16]
+
+    torch.manual_seed(0)
+    dyn.cfg.maskgit_confidence = 1e-6  # every code is sure
+    ctx = random_tokens(2, 3, cfg)
+    u = torch.rand(2, 4, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    act = torch.tensor([1, 2])
+    adaptive, _ = _decode_passes(dyn, dyn.start(ctx), act, u, "adaptive")
+    one_pass, _ = _decode_passes(dyn, dyn.start(ctx), act, u[:, :1], "cosine")
+    assert torch.equal(adaptive, one_pass)
+    dyn.cfg.maskgit_confidence = 1.0  # every code unsure: 3/4, 2/3 and 1/2 of the rest stay masked
+    state = dyn.start(ctx)
+    p0 = state.passes
+    codes, masked = _decode_passes(dyn, state, act, u, "adaptive")
+    assert masked == [[64, 64], [48, 48], [32, 32], [16, 16]]
+    assert state.passes - p0 == 4 and int((codes == dyn.V).sum()) == 0
+    _, masked = _decode_passes(dyn, dyn.start(ctx), act, u, "cosine")
+    assert masked == [[64, 64], [59, 59], [45, 45], [24, 24]]  # ⌊64·cos(π/2·s/4)⌋
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        dyn.predict_with(dyn.start(ctx), act, u, 1.0, None, "linear")
 
 
 @pytest.mark.slow

@@ -53,6 +53,9 @@ class TokenizerConfig:
         return self.height // self.downsample, self.width // self.downsample
 
 
+SCHEDULES = ("cosine", "adaptive")  # MaskGIT commit schedules (worldmodel/dynamics.py's docstring)
+
+
 @dataclass
 class DynamicsConfig:
     d_model: int = 128  # transformer width
@@ -64,7 +67,11 @@ class DynamicsConfig:
     context: int = 4  # K: frames in the self-attention window (older frames live only in the memory bank)
     train_frames: int = 6  # T: frames per training window (T-1 next-frame predictions per window)
     memory_slots: int = 8  # M: slots of the recurrent memory bank
-    maskgit_steps: int = 4  # sequential passes per generated frame (MaskGIT, cosine schedule)
+    maskgit_steps: int = 4  # sequential passes per generated frame (MaskGIT)
+    # which codes each pass commits: "cosine" (MaskGIT's) or "adaptive" (all sure codes at once, the
+    # unsure ones spread over the passes; dynamics.py); a generation setting, overridable per call
+    maskgit_schedule: str = "cosine"
+    maskgit_confidence: float = 0.9  # "adaptive": a code is sure when p(most likely value) ≥ this
     changed_weight: float = 4.0  # loss weight of target tokens that differ from the previous frame's token
     noise_max: float = 0.3  # largest fraction of context tokens replaced by random codes (augmentation)
     noise_buckets: int = 8  # noise levels, embedded and given to the model (level 0 at inference)

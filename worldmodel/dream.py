@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from worldmodel.config import SCHEDULES
+
 WARMUP = 10  # first steps build caches and allocate: not timed when enough steps follow
 
 
@@ -33,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record-scale", type=int, default=4, help="pixel upscaling in the recorded video")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = argmax)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest codes")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="MaskGIT commit schedule (default: the checkpoint's); adaptive: every sure code at "
+                        "once, the unsure ones spread over the passes (better sampled rollouts, README)")
     p.add_argument("--context", type=int, default=4, help="real frames the dream starts from")
     p.add_argument("--seed", type=int, default=0, help="first episode's seed (later ones follow from it)")
     p.add_argument("--fps", type=float, default=None, help="pace (default: the scene's; 0 = unpaced)")
@@ -57,7 +62,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     env = DreamEnv(args.checkpoint, temperature=args.temperature, context=args.context, horizon=10**9,
-                   device=args.device, top_k=args.top_k, termination=args.termination)
+                   device=args.device, top_k=args.top_k, termination=args.termination, schedule=args.schedule)
     real = env.core.real if args.side_by_side else None  # the scene the dream's contexts come from
     keys = env.core.real.unwrapped.get_keys_to_action()
     if args.policy == "keys":

@@ -2,6 +2,7 @@
 trained world model instead of the physics.
 
     env = gym.make("WorldGym/Dream-v0", checkpoint="runs/bb", temperature=1.0, context=4, horizon=200)
+    env = gym.make("WorldGym/Dream-v0", checkpoint="runs/bb", schedule="adaptive")  # see dynamics.py
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
@@ -42,13 +43,15 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
+from worldmodel.config import SCHEDULES
 from worldmodel.dynamics import DynamicsState
 from worldmodel.graphs import step_graph
 
 TERMINATION_MODES = ("sample", "threshold", "off")
 
 
-def check_settings(temperature: float, context: int, horizon: int, top_k: int | None, termination: str):
+def check_settings(temperature: float, context: int, horizon: int, top_k: int | None, termination: str,
+                   schedule: str | None = None):
     if not (isinstance(context, (int, np.integer)) and context >= 1):
         raise ValueError(f"context must be an integer >= 1, got {context!r}")
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
@@ -59,6 +62,8 @@ def check_settings(temperature: float, context: int, horizon: int, top_k: int | 
         raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if termination not in TERMINATION_MODES:
         raise ValueError(f"termination must be one of {TERMINATION_MODES}, got {termination!r}")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be None (the checkpoint's) or one of {SCHEDULES}, got {schedule!r}")
 
 
 def terminate(mode: str, p: float, rng: np.random.Generator) -> bool:
@@ -214,7 +219,8 @@ class DreamCore:
     """
 
     def __init__(self, checkpoint, num_rows: int, *, temperature: float, context: int, top_k: int | None,
-                 device: str | torch.device = "auto", cuda_graph: bool = False, compile: bool = False):
+                 device: str | torch.device = "auto", cuda_graph: bool = False, compile: bool = False,
+                 schedule: str | None = None):
         self.device = resolve_device(device)
         self.model = load_model(checkpoint, self.device)
         self.graph = step_graph(self.model, cuda_graph, compile)
@@ -226,6 +232,7 @@ class DreamCore:
         self.action_space = self.real.action_space
         self.render_fps = self.real.metadata.get("render_fps", 30)
         self.n, self.temperature, self.context, self.top_k = num_rows, float(temperature), int(context), top_k
+        self.schedule = self.model.dynamics.check_schedule(schedule)
         self.K, self.P = self.cfg.dynamics.context, self.model.dynamics.P
         self.groups: list[_Group] = []
 
@@ -313,10 +320,10 @@ class DreamCore:
             if self._graph_ready(g):
                 u = self.model.dynamics.frame_uniforms(len(g.rows), None, g.gens, self.device)
                 self.graph.load(g.state)
-                _, f, r, p = self.graph.step(g.state, a, u, self.temperature, self.top_k)
+                _, f, r, p = self.graph.step(g.state, a, u, self.temperature, self.top_k, self.schedule)
             else:
                 tokens, r, p = self.model.dynamics.predict(g.state, a, None, self.temperature, self.top_k,
-                                                           g.gens)
+                                                           g.gens, self.schedule)
                 f = self._decode(tokens)
             frames[g.rows] = f.cpu().numpy()
             rewards[g.rows], probs[g.rows] = r.cpu().numpy(), p.cpu().numpy()
@@ -373,13 +380,13 @@ class DreamEnv(gym.Env):
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module, temperature: float = 1.0,
                  context: int = 4, horizon: int = 200, device: str = "auto", render_mode: str | None = None,
                  top_k: int | None = None, termination: str = "sample", cuda_graph: bool = False,
-                 compile: bool = False):
-        check_settings(temperature, context, horizon, top_k, termination)
+                 compile: bool = False, schedule: str | None = None):
+        check_settings(temperature, context, horizon, top_k, termination, schedule)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
         self.core = DreamCore(checkpoint, 1, temperature=temperature, context=context, top_k=top_k,
-                              device=device, cuda_graph=cuda_graph, compile=compile)
+                              device=device, cuda_graph=cuda_graph, compile=compile, schedule=schedule)
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
         self.metadata = {**self.metadata, "render_fps": self.core.render_fps}

@@ -24,16 +24,31 @@ context of 1..K frames (generation from a single start frame is in the training 
 
 Generation (``start`` / ``predict``): MaskGIT. All codes of the next frame start masked; each of
 ``maskgit_steps`` passes samples every masked code (temperature, top-k), keeps the most confident
-ones and re-masks the rest on a cosine schedule. The first pass is merged with the context pass of
-the previous frame, so a frame costs exactly ``maskgit_steps`` sequential passes (≤ 4), and the
-KV cache and memory keep per-frame cost constant.
+ones and re-masks the rest on a schedule. The first pass is merged with the context pass of the
+previous frame, so a frame costs exactly ``maskgit_steps`` sequential passes (≤ 4), and the KV cache
+and memory keep per-frame cost constant. Schedules (``SCHEDULES``; ``maskgit_schedule`` in the config,
+or per call):
+
+* ``cosine`` (MaskGIT's): pass s of S leaves ⌊n·cos(π/2·s/S)⌋ codes masked, whatever the model knows.
+  With 4 passes over 256 codes it commits only 20 in the first pass and leaves 97 to the last one,
+  which samples them all at once and independently: exactly the uncertain codes of moving objects.
+* ``adaptive``: every masked code whose most likely value has probability ≥ ``maskgit_confidence``
+  (the background, walls, resting bodies) is committed in the pass that first sees it; the *unsure*
+  codes are spread evenly over the passes left (pass s keeps the unsure share (S-s)/(S-s+1) masked,
+  never more than the cosine schedule would), the most confident first. The codes that need joint
+  decoding are then decoded in groups, each conditioned on the ones before. Measured on the shipped
+  BouncingBalls checkpoint at temperature 1 (README.md): +3.1 dB at t = 32 and coherent rollouts
+  0.02 → 0.08; at temperature 0 it is 0.2-0.3 dB below ``cosine`` (a sure code committed early is
+  predicted with less of the frame visible), so ``cosine`` stays the default.
 
 Why this does not collapse into "copy the last frame" (the prototype's failure; see README.md):
 
 1. **Joint, iterative decoding.** A one-pass model samples every code independently; where a ball's
    edge is uncertain each code hedges towards background, and balls erode. Here the confident codes
-   (background, walls, the paddle) are committed first and the uncertain codes of a moving ball are
-   sampled *given* the committed ones, so the model picks one consistent ball position.
+   are committed first and the uncertain codes of a moving ball are sampled *given* the committed
+   ones, so the model picks one consistent ball position (fully so with the ``adaptive`` schedule,
+   which commits background, walls and paddle in the first pass; ``cosine`` leaves the least confident
+   38% of the codes to its last pass).
 2. **Masked prediction is not next-frame copying.** With a random share of the target frame visible
    (cosine schedule), the model is trained to complete a frame *consistently with its visible parts*:
    a visible displaced ball edge forces the rest of the ball to move with it. Copying the previous
@@ -68,7 +83,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from worldmodel import sampling
-from worldmodel.config import DynamicsConfig
+from worldmodel.config import SCHEDULES, DynamicsConfig
 from worldmodel.memory import CrossAttention, MemoryBank
 
 
@@ -191,6 +206,9 @@ class Dynamics(nn.Module):
             raise ValueError(f"token grid {gh}×{gw} is not a multiple of patch {p}")
         if d % cfg.n_heads:
             raise ValueError("d_model must be a multiple of n_heads")
+        self.check_schedule()
+        if not 0 < cfg.maskgit_confidence <= 1:
+            raise ValueError(f"maskgit_confidence must be in (0, 1], got {cfg.maskgit_confidence}")
         self.V, self.p = V, p
         self.Hp, self.Wp = cfg.positions
         self.P = self.Hp * self.Wp
@@ -553,26 +571,34 @@ class Dynamics(nn.Module):
             raise ValueError(f"steps must be in [1, codes per frame], got {steps}")
         return steps
 
+    def check_schedule(self, schedule: str | None = None) -> str:
+        """The commit schedule: ``schedule`` or the config's, validated."""
+        schedule = schedule or self.cfg.maskgit_schedule
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        return schedule
+
     @torch.no_grad()
     def predict(self, state: DynamicsState, action: torch.Tensor, steps: int | None = None,
                 temperature: float = 1.0, top_k: int | None = None, generator=None,
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                schedule: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Samples the next frame's codes given ``action`` (B,) or (B, k) and advances the state.
         ``generator``: None, a torch.Generator or one per batch row (``sampling.draw``).
         Returns codes (B, h, w), reward (B,) and termination probability (B,)."""
         u = self.frame_uniforms(action.shape[0], steps, generator, state.pending.device)
-        return self.predict_with(state, action, u, temperature, top_k)
+        return self.predict_with(state, action, u, temperature, top_k, schedule)
 
     def frame_uniforms(self, batch: int, steps: int | None, generator, device) -> torch.Tensor:
         """The random numbers of one generated frame for ``predict_with``: (B, steps, 2, h, w)."""
         return sampling.draw(batch, (self.check_steps(steps), 2, *self.cfg.grid), generator, device)
 
     def predict_with(self, state: DynamicsState, action: torch.Tensor, u: torch.Tensor,
-                     temperature: float = 1.0, top_k: int | None = None,
+                     temperature: float = 1.0, top_k: int | None = None, schedule: str | None = None,
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``predict`` with the frame's random numbers given: u (B, steps, 2, h, w) uniforms, [:, s, 0]
         to sample the codes of step s, [:, s, 1] to choose the codes re-masked after it. Fixed shapes
         and no host-device synchronisation: one call can be captured as a CUDA graph."""
+        schedule = self.check_schedule(schedule)
         B, steps = u.shape[:2]
         h, w = self.cfg.grid
         n = h * w
@@ -595,8 +621,29 @@ class Dynamics(nn.Module):
             if remain > 0:
                 if temperature > 0:  # MaskGIT: randomise which codes are kept, less so as decoding ends
                     conf = conf + temperature * (1 - s / steps) * sampling.gumbel(u[:, s - 1, 1])
-                lowest = conf.view(B, n).topk(remain, dim=1, largest=False).indices  # (B, remain)
-                tokens = tokens.view(B, n).scatter(1, lowest, self.V).view(B, h, w)
+                if schedule == "cosine":
+                    lowest = conf.view(B, n).topk(remain, dim=1, largest=False).indices  # (B, remain)
+                    tokens = tokens.view(B, n).scatter(1, lowest, self.V).view(B, h, w)
+                else:
+                    keep = self._unsure_left(logits, masked, remain, steps - s)  # (B,)
+                    tokens = tokens.view(B, n).masked_fill(_ranks(conf.view(B, n)) < keep[:, None], self.V)
+                    tokens = tokens.view(B, h, w)
         state.pending, state.pending_action = tokens, action
         state.pending_known = torch.ones(B, dtype=torch.bool, device=u.device)
         return tokens, symexp(reward.float()), torch.sigmoid(term.float())
+
+    def _unsure_left(self, logits, masked, remain: int, passes_left: int) -> torch.Tensor:
+        """The ``adaptive`` schedule: how many codes per row stay masked after this pass (B,), a
+        tensor so that rows differ without a host sync. Unsure = masked with p(most likely) <
+        ``maskgit_confidence``; a share passes_left / (passes_left + 1) of them stays masked."""
+        p_max = logits.float().softmax(-1).amax(-1)  # (B, h, w)
+        unsure = (masked & (p_max < self.cfg.maskgit_confidence)).flatten(1).sum(1)
+        keep = torch.div(unsure * passes_left, passes_left + 1, rounding_mode="floor")
+        return keep.clamp_max(remain)
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry within its row (0 = smallest), (B, n) -> (B, n) long."""
+    order = x.argsort(1)
+    ranks = torch.arange(x.shape[1], device=x.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, ranks)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldmodel.config import SCHEDULES
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m worldmodel.generate", description=__doc__.split("\n")[0],
@@ -33,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = argmax)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest codes")
     p.add_argument("--steps", type=int, default=None, help="MaskGIT passes per frame (default: the config's)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="MaskGIT commit schedule (default: the checkpoint's); adaptive: every sure code at "
+                        "once, the unsure ones spread over the passes (better sampled rollouts, README)")
     p.add_argument("--policy", default="random", choices=["random", "noop", "heuristic"], help="actions")
     p.add_argument("--scale", type=int, default=4, help="pixel upscaling in the video")
     p.add_argument("--fps", type=float, default=15)
@@ -113,7 +118,7 @@ def main(argv=None) -> Path:
     out = model.generate(context[None], actions[None, :horizon], horizon, temperature=args.temperature,
                          num_samples=args.samples, top_k=args.top_k, seed=args.seed,
                          context_actions=None if ctx_actions is None else ctx_actions[None],
-                         maskgit_steps=args.steps)
+                         maskgit_steps=args.steps, schedule=args.schedule)
     dreams = out.frames[0].cpu().numpy()  # (S, horizon, H, W, 3)
     tiles, labels = [], []
     if real is not None:

@@ -49,7 +49,7 @@ class StepGraph:
         self._run = torch.compile(self._frame, dynamic=False) if compile else self._frame
         self.K = model.cfg.dynamics.context
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.key: tuple | None = None  # (temperature, top_k, steps) the graph was captured with
+        self.key: tuple | None = None  # (temperature, top_k, steps, schedule) the graph was captured with
         self.buffers: dict[str, torch.Tensor] | None = None
         self.out: tuple[torch.Tensor, ...] = ()
 
@@ -98,12 +98,14 @@ class StepGraph:
         state.cache = [(b[f"k{i}"], b[f"v{i}"]) for i in range(n_layers)] if "k0" in b else None
         state.frames = self.K
 
-    def _frame(self, action: torch.Tensor, u: torch.Tensor, temperature: float, top_k: int | None) -> None:
+    def _frame(self, action: torch.Tensor, u: torch.Tensor, temperature: float, top_k: int | None,
+               schedule: str) -> None:
         """The captured function: one frame from the buffers, written back into them."""
         b = self.buffers
         state = DynamicsState(b["memory"], None, 0, b["pending"], b["pending_action"], b["pending_known"])
         self._bind(state)
-        tokens, reward, term = self.model.dynamics.predict_with(state, action, u, temperature, top_k)
+        tokens, reward, term = self.model.dynamics.predict_with(state, action, u, temperature, top_k,
+                                                                schedule)
         frames = self.model.tokenizer.decode(tokens)
         b["memory"].copy_(state.memory)
         if "k0" in b:  # (a 1-frame window caches nothing between frames)
@@ -116,23 +118,24 @@ class StepGraph:
         self.out = (tokens, frames, reward, term)
 
     # ---------------------------------------------------------------- capture / replay
-    def _capture(self, temperature: float, top_k: int | None) -> None:
+    def _capture(self, temperature: float, top_k: int | None, schedule: str) -> None:
         b = self.buffers
         saved = {k: v.clone() for k, v in b.items()}  # warm-up runs advance the rollout: undo them
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(2):  # compilation, allocator, cuBLAS and attention-bias caches settle outside
-                self._run(b["action"], b["u"], temperature, top_k)
+                self._run(b["action"], b["u"], temperature, top_k, schedule)
         torch.cuda.current_stream().wait_stream(side)
         for k, v in saved.items():
             b[k].copy_(v)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self._run(b["action"], b["u"], temperature, top_k)
+            self._run(b["action"], b["u"], temperature, top_k, schedule)
 
     def step(self, state: DynamicsState, action: torch.Tensor, u: torch.Tensor, temperature: float,
-             top_k: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+             top_k: int | None, schedule: str | None = None,
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One frame: returns codes (B, h, w), frames (B, H, W, 3) uint8, rewards (B,), termination
         probabilities (B,), each a fresh tensor (the graph's outputs are overwritten by the next replay)."""
         if self.buffers is None:
@@ -147,12 +150,13 @@ class StepGraph:
             raise ValueError(f"a CUDA graph replays fixed shapes (actions, random numbers) {want}, got {got}")
         b["action"].copy_(action)
         b["u"].copy_(u)
-        key = (float(temperature), top_k, u.shape[1])
+        schedule = self.model.dynamics.check_schedule(schedule)
+        key = (float(temperature), top_k, u.shape[1], schedule)
         if not self.capture:
-            self._run(b["action"], b["u"], temperature, top_k)
+            self._run(b["action"], b["u"], temperature, top_k, schedule)
         else:
             if self.key != key:
-                self._capture(temperature, top_k)
+                self._capture(temperature, top_k, schedule)
                 self.key = key
             self.graph.replay()
         self._bind(state)

@@ -39,6 +39,7 @@ class DreamState:
     top_k: int | None
     steps: int | None
     graph: StepGraph | None = None  # cuda_graph=True: frames replay a captured CUDA graph
+    schedule: str | None = None  # MaskGIT commit schedule; None = the config's
 
 
 class WorldModel(nn.Module):
@@ -72,8 +73,10 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def reset(self, context_frames, context_actions=None, temperature: float = 1.0, top_k: int | None = None,
               seed: int | None = None, maskgit_steps: int | None = None, cuda_graph: bool = False,
-              compile: bool = False) -> DreamState:
+              compile: bool = False, schedule: str | None = None) -> DreamState:
         """context_frames (B, C, H, W, 3) uint8; context_actions (B, C-1[, k]) or None.
+        schedule: which codes each MaskGIT pass commits, "cosine" or "adaptive" (``dynamics.SCHEDULES``;
+        None = ``cfg.dynamics.maskgit_schedule``).
         cuda_graph: replay each frame as one captured CUDA graph (``worldmodel.graphs``; CUDA only;
         the same samples as without, many times faster at small batches); compile: with cuda_graph,
         compile the captured frame with ``torch.compile`` first (fewer, fused kernels; a one-time cost
@@ -86,8 +89,10 @@ class WorldModel(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        schedule = self.dynamics.check_schedule(schedule)
         graph = step_graph(self, cuda_graph, compile)
-        return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps, graph)
+        return DreamState(self.dynamics.start(tokens, ca), gen, temperature, top_k, maskgit_steps, graph,
+                          schedule)
 
     @torch.no_grad()
     def step(self, state: DreamState, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -96,9 +101,11 @@ class WorldModel(nn.Module):
         ds = state.dynamics
         u = self.dynamics.frame_uniforms(a.shape[0], state.steps, state.generator, self.device)
         if state.graph is not None and state.graph.ready(ds):
-            tokens, frames, reward, term = state.graph.step(ds, a, u, state.temperature, state.top_k)
+            tokens, frames, reward, term = state.graph.step(ds, a, u, state.temperature, state.top_k,
+                                                               state.schedule)
         else:
-            tokens, reward, term = self.dynamics.predict_with(ds, a, u, state.temperature, state.top_k)
+            tokens, reward, term = self.dynamics.predict_with(ds, a, u, state.temperature, state.top_k,
+                                                         state.schedule)
             frames = self.tokenizer.decode(tokens)
         ds.extra["tokens"] = tokens
         return frames, reward, term
@@ -108,14 +115,14 @@ class WorldModel(nn.Module):
     def generate(self, context_frames, actions, horizon: int | None = None, temperature: float = 1.0,
                  num_samples: int = 1, top_k: int | None = None, seed: int | None = None,
                  context_actions=None, maskgit_steps: int | None = None, cuda_graph: bool = False,
-                 compile: bool = False) -> GenerateOutput:
+                 compile: bool = False, schedule: str | None = None) -> GenerateOutput:
         """Rolls the model forward from real frames.
 
         context_frames: (B, C, H, W, 3) or (C, H, W, 3) uint8 (resized to the model's size);
         actions: (B, horizon[, k]) or (horizon[, k]): actions[:, 0] is taken in the last context frame;
         context_actions: optional (B, C-1[, k]) actions between the context frames;
         num_samples: independent rollouts per context (batched together);
-        cuda_graph, compile: see ``reset``.
+        cuda_graph, compile, schedule: see ``reset``.
         """
         frames = self.prepare_frames(context_frames)
         acts = self.prepare_actions(actions)
@@ -132,7 +139,7 @@ class WorldModel(nn.Module):
         if context_actions is not None:
             context_actions = self.prepare_actions(context_actions).repeat_interleave(S, 0)
         state = self.reset(frames, context_actions, temperature, top_k, seed, maskgit_steps, cuda_graph,
-                           compile)
+                           compile, schedule)
         out_f, out_r, out_t, out_k = [], [], [], []
         for t in range(horizon):
             f, r, term = self.step(state, acts[:, t])
