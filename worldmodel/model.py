@@ -75,7 +75,7 @@ class WorldModel(nn.Module):
               seed: int | None = None, maskgit_steps: int | None = None, cuda_graph: bool = False,
               compile: bool = False, schedule: str | None = None) -> DreamState:
         """context_frames (B, C, H, W, 3) uint8; context_actions (B, C-1[, k]) or None.
-        schedule: which codes each MaskGIT pass commits, "cosine" or "adaptive" (``dynamics.SCHEDULES``;
+        schedule: which codes each MaskGIT pass commits, "cosine" or "adaptive" (``config.SCHEDULES``;
         None = ``cfg.dynamics.maskgit_schedule``).
         cuda_graph: replay each frame as one captured CUDA graph (``worldmodel.graphs``; CUDA only;
         the same samples as without, many times faster at small batches); compile: with cuda_graph,
