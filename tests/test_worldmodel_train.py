@@ -157,6 +157,32 @@ def test_minutes_plans_the_schedule_to_end_in_time(tmp_path, monkeypatch):
     assert _log(run, "tokenizer")[-1]["lr"] == pytest.approx(0.1 * peak, rel=0.01)  # the cosine's end
 
 
+def test_a_resume_with_minutes_keeps_its_learning_rate_until_the_new_plan(tmp_path, monkeypatch):
+    """A finished stage resumed with --minutes and a larger --steps: until the planner's first speed
+    sample the schedule's new length is unknown, and the learning rate stays at the end of the old
+    schedule (10% of the peak) instead of jumping to a cosine over --steps (near the peak); then it
+    follows the stretched schedule, which ends in time."""
+    from worldmodel.schedule import DeadlinePlanner
+
+    def fake_clock():
+        fake_clock.t = time.time() if fake_clock.t is None else fake_clock.t + 0.2
+        return fake_clock.t
+
+    run = tmp_path / "r"
+    train.main(_args(run, "--stage", "tokenizer"))
+    fake_clock.t = None
+    monkeypatch.setattr(train, "DeadlinePlanner", lambda *a: DeadlinePlanner(*a, clock=fake_clock))
+    train.main(_args(run, "--resume", "--stage", "tokenizer", "--minutes", "0.5", steps=100_000))
+    state = json.loads((run / "tokenizer" / "train_state.json").read_text())
+    assert state["calibrated"] and state["done"] and state["planned_steps"] > 100
+    lrs = {r["step"]: r["lr"] for r in _log(run, "tokenizer")}
+    peak = train.preset("tiny").train.tokenizer_lr
+    first_sample = 8 + DeadlinePlanner.FIRST
+    assert all(lrs[s] == pytest.approx(0.1 * peak) for s in range(9, first_sample + 1))
+    assert lrs[first_sample + 1] == pytest.approx(train.lr_at(first_sample, state["planned_steps"], peak, 2))
+    assert lrs[state["planned_steps"]] == pytest.approx(0.1 * peak, rel=0.01)
+
+
 def _env():
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     env.pop("WORLD_SIZE", None)

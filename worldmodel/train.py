@@ -232,6 +232,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     opt = make_optimizer(module, peak_lr, tc.weight_decay)
     state = {"stage": stage, "step": 0, "planned_steps": args.steps or default_steps, "seed": tc.seed,
              "elapsed_s": 0.0, "done": False, "calibrated": args.minutes is None}
+    schedule_until_planned = None
     if ckpt.has_stage(ctx.run, stage):
         if not args.resume:
             raise SystemExit(f"{ctx.run / stage} exists: pass --resume to continue it, "
@@ -245,6 +246,10 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
             # learning rate warms up again from here. Saved in the state: a later resume keeps it.
             state["rewarm_from"] = state["step"]
         if args.steps is not None and args.steps != state["planned_steps"]:
+            # with --minutes the new length is known only after the planner's first speed sample;
+            # until then the learning rate keeps to the schedule the run was on, not to a cosine
+            # over --steps (a resumed `small` run spent 15 steps at its peak rate that way)
+            schedule_until_planned = state["planned_steps"]
             state.update(planned_steps=args.steps, done=False, calibrated=args.minutes is None)
         if ctx.main:
             print(f"[{stage}] resumed at step {state['step']} of {state['planned_steps']}", flush=True)
@@ -312,7 +317,10 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     try:
         while state["step"] < state["planned_steps"]:
             step = state["step"]
-            lr = lr_at(step, state["planned_steps"], peak_lr, tc.warmup)
+            planned = state["planned_steps"]
+            if schedule_until_planned is not None and not state["calibrated"]:
+                planned = schedule_until_planned
+            lr = lr_at(step, planned, peak_lr, tc.warmup)
             if "rewarm_from" in state:
                 lr *= min(1.0, (step - state["rewarm_from"] + 1) / tc.warmup)
             for g in opt.param_groups:
