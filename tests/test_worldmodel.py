@@ -262,7 +262,9 @@ def test_tokenizer_activation_checkpointing_gives_the_same_loss_and_gradients(en
     assert calls == []
 
 
-def test_dynamics_activation_checkpointing_gives_the_same_loss_and_gradients(monkeypatch):
+@pytest.fixture
+def dynamics_checkpoints(monkeypatch):
+    """The ``use_reentrant`` argument of every activation checkpoint the dynamics takes, in order."""
     import worldmodel.dynamics as dynamics_module
 
     calls = []
@@ -272,6 +274,11 @@ def test_dynamics_activation_checkpointing_gives_the_same_loss_and_gradients(mon
         return torch.utils.checkpoint.checkpoint(fn, *args, **kw)
 
     monkeypatch.setattr(dynamics_module, "checkpoint", counting)
+    return calls
+
+
+def test_dynamics_activation_checkpointing_gives_the_same_loss_and_gradients(dynamics_checkpoints):
+    calls = dynamics_checkpoints
     torch.manual_seed(0)
     cfg = micro_cfg()  # K = 3 < T - 1 = 5 groups: the cache is trimmed inside the window
     dyn = Dynamics(cfg.dynamics, cfg.action_space).train()
@@ -297,6 +304,27 @@ def test_dynamics_activation_checkpointing_gives_the_same_loss_and_gradients(mon
     dyn.eval()
     again, _, _ = dyn.predict(dyn.start(tokens[:, :3]), actions[:, 0], temperature=0.0)
     assert torch.equal(pred, again)
+
+
+@pytest.mark.parametrize("context, frames", [(3, 7), (1, 5), (4, 3)])
+def test_parallel_frames_gives_the_per_frame_loops_loss_and_gradients(context, frames, dynamics_checkpoints):
+    """``parallel_frames``: every layer's group passes batched into one. Windows longer than the
+    context (groups with fewer groups before them, then with K-1), K = 1 (no cache) and windows shorter
+    than the context; with activation checkpointing, one checkpoint per layer instead of per group."""
+    calls = dynamics_checkpoints
+    torch.manual_seed(0)
+    cfg = micro_cfg(context=context)
+    dyn = Dynamics(cfg.dynamics, cfg.action_space).train()
+    tokens, actions = random_tokens(2, frames, cfg), torch.randint(0, 3, (2, frames - 1))
+    z, seeds = torch.zeros(2, frames - 1), torch.tensor([3, 4])
+    results = []
+    for parallel, recompute in ((False, False), (True, False), (True, True)):
+        dyn.cfg.parallel_frames, dyn.cfg.checkpoint_activations = parallel, recompute
+        results.append(_loss_and_grads(dyn, lambda: dyn.compute_loss(tokens, actions, z, z, seeds).loss))
+    _assert_same(results[0], results[1])
+    _assert_same(results[0], results[2])
+    assert results[0][1].keys() == {n for n, p in dyn.named_parameters()}
+    assert calls == [False] * cfg.dynamics.n_layers
 
 
 def test_foreground_mask_finds_small_objects():

@@ -87,6 +87,10 @@ class DynamicsConfig:
     # recompute each transformer block's activations in the backward pass instead of keeping them
     # (training only; generation and no-grad passes are unchanged; same loss and gradients)
     checkpoint_activations: bool = False
+    # training forward: all frames of a window in one pass per layer instead of one pass per frame (the
+    # same loss; far fewer, larger ops: a `small` step is 15,553 eager ops per frame loop, host-bound on
+    # a GPU). Opt-in until measured on a GPU (worldmodel/README.md, "Sixth H100 session")
+    parallel_frames: bool = False
     # filled from the tokenizer and the scene when a WorldModelConfig is made:
     codebook_size: int = 512
     grid: tuple[int, int] = (16, 16)

@@ -135,6 +135,46 @@ class SelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))  # (B, h, S, hd)
         return self.proj(y.transpose(1, 2).reshape(B, S, d)), keep
 
+    def frames(self, x: torch.Tensor, biases: list, n_ctx: int) -> torch.Tensor:
+        """All groups of a window at once: x (B, N, S, d), group t = [context block (n_ctx tokens)][query
+        block]. Group t attends to itself and to the context blocks of the K-1 groups before it (fewer
+        at the window's start), the keys the per-group loop's cache holds; ``biases[n]`` is the bias of
+        a group with n groups before it, n = 0 … K-1. The groups with K-1 before them share one 4-D
+        attention call (one bias, the fused kernels apply); the first K-1 of a window get one each.
+        Returns (B, N, S, d)."""
+        B, N, S, d = x.shape
+        hd, before = d // self.h, len(biases) - 1
+        q, k, v = self.qkv(x).view(B, N, S, 3, self.h, hd).permute(3, 0, 1, 4, 2, 5)  # (B, N, h, S, hd)
+        kc, vc = k[..., :n_ctx, :], v[..., :n_ctx, :]  # (B, N, h, P, hd): the context blocks' keys
+
+        def flat(c):  # (B, n, h, P, hd) -> (B, h, n·P, hd), oldest group first
+            return c.transpose(1, 2).reshape(B, self.h, -1, hd)
+
+        out = []
+        for t in range(min(before, N)):
+            kt, vt = torch.cat([flat(kc[:, :t]), k[:, t]], 2), torch.cat([flat(vc[:, :t]), v[:, t]], 2)
+            y = F.scaled_dot_product_attention(q[:, t], kt, vt, attn_mask=biases[t].to(q.dtype))
+            out.append(y[:, None])
+        if N > before:
+            n = N - before
+            kw, vw = (_windows(c, before)[:, :n] for c in (kc, vc))  # (B, n, h, before·P, hd)
+            kt = torch.cat([kw, k[:, before:]], 3).reshape(B * n, self.h, -1, hd)
+            vt = torch.cat([vw, v[:, before:]], 3).reshape(B * n, self.h, -1, hd)
+            y = F.scaled_dot_product_attention(q[:, before:].reshape(B * n, self.h, S, hd), kt, vt,
+                                               attn_mask=biases[before].to(q.dtype))
+            out.append(y.view(B, n, self.h, S, hd))
+        y = torch.cat(out, 1)  # (B, N, h, S, hd)
+        return self.proj(y.transpose(2, 3).reshape(B, N, S, d))
+
+
+def _windows(c: torch.Tensor, n: int) -> torch.Tensor:
+    """c (B, N, h, P, hd) -> (B, N-n+1, h, n·P, hd): window s holds groups s … s+n-1, oldest first."""
+    B, _, h, P, hd = c.shape
+    if n == 0:
+        return c.new_zeros(B, c.shape[1] + 1, h, 0, hd)
+    w = c.unfold(1, n, 1)  # (B, N-n+1, h, P, hd, n), a view
+    return w.permute(0, 1, 2, 5, 3, 4).reshape(B, w.shape[1], h, n * P, hd)
+
 
 class Block(nn.Module):
     def __init__(self, cfg: DynamicsConfig):
@@ -152,6 +192,15 @@ class Block(nn.Module):
         x = x + self.mem(self.ln2(x), self.ln_mem(memory))  # read the memory bank
         x = x + self.mlp(self.ln3(x))
         return x, keep
+
+    def frames(self, x, biases: list, n_ctx: int, memory):
+        """All groups of a window at once (``SelfAttention.frames``): x (B, N, S, d), memory (B, N, M, d)
+        the bank as group t reads it."""
+        B, N, S, d = x.shape
+        x = (x + self.attn.frames(self.ln1(x), biases, n_ctx)).reshape(B * N, S, d)
+        x = x + self.mem(self.ln2(x), self.ln_mem(memory.reshape(B * N, -1, d)))
+        x = x + self.mlp(self.ln3(x))
+        return x.view(B, N, S, d)
 
 
 # ---------------------------------------------------------------------- outputs
@@ -392,6 +441,8 @@ class Dynamics(nn.Module):
         prev_actions = torch.cat([none, actions[:, :-1]], 1)  # a_{t-1} for context block t
         ctx = self.context_input(context_tokens, prev_actions, prev_known, noise_level)  # (B, N, P, d)
         qry = self.query_input(query_tokens, actions)  # (B, N, P, d)
+        if self.cfg.parallel_frames:
+            return self._forward_frames(ctx, qry)
         memory = self.memory.init(B)
         # the cache as per-layer lists of per-frame (k, v), concatenated inside the attention: a
         # checkpointed block then keeps references to these small per-frame tensors (each shared by
@@ -418,6 +469,28 @@ class Dynamics(nn.Module):
             rewards.append(r)
             terms.append(term)
         return DynamicsOutput(torch.stack(logits, 1), torch.stack(rewards, 1), torch.stack(terms, 1))
+
+    def _forward_frames(self, ctx: torch.Tensor, qry: torch.Tensor) -> DynamicsOutput:
+        """``forward`` with each layer's N group passes batched into one (``parallel_frames``).
+
+        Exact because the memory bank is written from the context inputs alone: its N states come
+        first, then every group reads the state after its own frame, as in the loop."""
+        B, N, P, d = ctx.shape
+        memory, states = self.memory.init(B), []
+        for t in range(N):
+            memory = self.memory.write(memory, ctx[:, t])
+            states.append(memory)
+        memory = torch.stack(states, 1)  # (B, N, M, d)
+        biases = [self._bias(n, True, True, ctx.device) for n in range(self.cfg.context)]
+        x = torch.cat([ctx, qry], 2)  # (B, N, 2P, d)
+        recompute = self._checkpointing()
+        for block in self.blocks:
+            if recompute:
+                x = checkpoint(block.frames, x, biases, P, memory, use_reentrant=False)
+            else:
+                x = block.frames(x, biases, P, memory)
+        lg, r, term = self._heads(self.ln_f(x)[:, :, P:].reshape(B * N, P, d))
+        return DynamicsOutput(lg.view(B, N, *lg.shape[1:]), r.view(B, N), term.view(B, N))
 
     # -------------------------------------------------------------- training loss
     def compute_loss(self, tokens, actions, rewards, terminations, seeds, pixel_decoder=None) -> DynamicsLoss:

@@ -14,6 +14,15 @@
 # (`python -m evaluate ... --predictor checkpoint:RUN@0,checkpoint:SHIPPED@0`, then RUN@1:adaptive), each
 # call cut off at the session's deadline (DEADLINE seconds after the start).
 #
+# Measured on one H100 (2026-11-27, BATCH=64, otherwise these defaults; worldmodel/README.md, "Sixth
+# H100 session"): the command took 562 s; 645 steps in 5.5 minutes, 0.50 s per step. That is 2.4x
+# slower per window than the bench's figure because the step is host-bound (15,553 eager ops per
+# forward + backward, whatever the batch), hence BATCH=128 now (51.6 GB peak in the bench): about the
+# same time per step for twice the windows. Held-out T = 0: above copy-last at every horizon,
+# persistence 0.56 (the shipped `tiny`: 0.86). The first evaluation took 136 s and left 44 s, too few
+# for the second (≈ 100 s, estimated from the first's rows): MINUTES=4.5 would fit both within the
+# 600-s limit of one device command.
+#
 # Dry run on a CPU:
 #   DEVICE=cpu MINUTES=0.3 EPISODES=12 EVAL_EPISODES=2 EVAL_HORIZON=4 BATCH=2 bash worldmodel/recipes/gpu_small.sh
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
@@ -27,7 +36,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-5.5}           # dynamics training budget
 EPISODES=${EPISODES:-3000}        # the shipped checkpoint's dataset: same scene, policy, count and seed
-BATCH=${BATCH:-64}                # windows of 16 frames per step
+BATCH=${BATCH:-128}               # windows of 16 frames per step
 LR=${LR:-8e-4}
 WARMUP=${WARMUP:-150}
 TOKENIZER=${TOKENIZER:-checkpoints/bouncing_balls}
@@ -35,6 +44,8 @@ SHIPPED=${SHIPPED:-checkpoints/bouncing_balls}    # evaluated beside the new run
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 EVAL_HORIZON=${EVAL_HORIZON:-32}
 DEADLINE=${DEADLINE:-560}         # seconds after the start by which every evaluation has ended
+PARALLEL=${PARALLEL:-true}        # dynamics.parallel_frames: one pass per layer for all frames of a window
+BENCH=${BENCH:-1}                 # 1: first time a training step with and without parallel_frames
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 mkdir -p "$OUT" $W/logs $W/runs $W/reports
 stamp() { echo "[$(date +%T)] $*"; }
@@ -47,6 +58,17 @@ $PY -m collect --env WorldGym/BouncingBalls-v0 --episodes "$EPISODES" --max-step
 tail -n 1 $W/logs/collect.log
 stamp "collected: $(du -sh $W/data | cut -f1)"
 
+# ---------------------------------------------------------------- 1b. the step, with and without
+# parallel_frames (the same loss; 15,553 -> 5,691 eager ops per 16-frame window, counted on a CPU)
+if [ "$BENCH" = 1 ] && [ "$DEVICE" = cuda ]; then
+    for p in false true; do
+        timeout 90 $PY -m worldmodel.bench --preset small --device cuda --no-generate --train-stages dynamics \
+            --train-batch "$BATCH" --train-frames 16 --set "dynamics.parallel_frames=$p" --json \
+            > "$W/logs/bench_parallel_$p.json" 2> "$W/logs/bench_parallel_$p.err"
+        stamp "bench parallel_frames=$p: $(tail -c 400 "$W/logs/bench_parallel_$p.json")"
+    done
+fi
+
 # ---------------------------------------------------------------- 2. train
 RUN=$W/runs/bb_small
 rm -rf "$RUN" && mkdir -p "$RUN" && cp -r "$TOKENIZER/tokenizer" "$RUN/"
@@ -57,6 +79,7 @@ stamp "train bb_small ($MINUTES min, batch $BATCH, lr $LR)"
 $PY -m worldmodel.train --data $W/data/bb --preset small --out "$RUN" --stage dynamics --minutes "$MINUTES" \
     --device "$DEVICE" --no-progress --no-eval --set "${TOKSET[@]}" "train.dynamics_batch=$BATCH" \
     "train.dynamics_lr=$LR" "train.warmup=$WARMUP" train.checkpoint_every=500 train.dynamics_steps=100000 \
+    "dynamics.parallel_frames=$PARALLEL" \
     > $W/logs/train_bb_small.log 2>&1
 grep -v "^\s*$" $W/logs/train_bb_small.log | tail -n 3
 stamp "trained"
