@@ -148,7 +148,7 @@ class SelfAttention(nn.Module):
         kc, vc = k[..., :n_ctx, :], v[..., :n_ctx, :]  # (B, N, h, P, hd): the context blocks' keys
 
         def flat(c):  # (B, n, h, P, hd) -> (B, h, n·P, hd), oldest group first
-            return c.transpose(1, 2).reshape(B, self.h, -1, hd)
+            return c.transpose(1, 2).reshape(B, self.h, c.shape[1] * c.shape[3], hd)  # n = 0: no keys
 
         out = []
         for t in range(min(before, N)):
