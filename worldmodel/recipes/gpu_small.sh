@@ -9,19 +9,21 @@
 # read from its config.json and passed as --set overrides, so the run's config rebuilds both stages.
 #
 # Steps: 1. collect the shipped checkpoint's dataset (3,000 random-policy episodes, seed 0) on the CPU
-# cores; 2. train the dynamics stage for MINUTES; 3. pack its weights (bf16, split in 15 MB parts:
+# cores, and time a training step with and without dynamics.parallel_frames (BENCH=1); 2. train the dynamics stage for MINUTES; 3. pack its weights (bf16, split in 15 MB parts:
 # `cat bb_small_bf16.tar.part* | tar x`) with the logs, before anything else can time out; 4. evaluate
-# (`python -m evaluate ... --predictor checkpoint:RUN@0,checkpoint:SHIPPED@0`, then RUN@1:adaptive), each
+# (`python -m evaluate ... --predictor checkpoint:RUN@0[,checkpoint:SHIPPED@0]`, then RUN@1:adaptive), each
 # call cut off at the session's deadline (DEADLINE seconds after the start).
 #
-# Measured on one H100 (2026-11-27, BATCH=64, otherwise these defaults; worldmodel/README.md, "Sixth
-# H100 session"): the command took 562 s; 645 steps in 5.5 minutes, 0.50 s per step. That is 2.4x
+# Measured on one H100 (2026-11-27, BATCH=64 MINUTES=5.5 SHIPPED=checkpoints/bouncing_balls, before the
+# step bench existed; worldmodel/README.md, "Sixth H100 session"): the command took 562 s; 645 steps in 5.5 minutes, 0.50 s per step. That is 2.4x
 # slower per window than the bench's figure because the step is host-bound (15,553 eager ops per
 # forward + backward, whatever the batch), hence BATCH=128 now (51.6 GB peak in the bench): about the
 # same time per step for twice the windows. Held-out T = 0: above copy-last at every horizon,
-# persistence 0.56 (the shipped `tiny`: 0.86). The first evaluation took 136 s and left 44 s, too few
-# for the second (≈ 100 s, estimated from the first's rows): MINUTES=4.5 would fit both within the
-# 600-s limit of one device command.
+# persistence 0.56 (the shipped `tiny`: 0.86; on the H100 it gave the CPU's figures, so it is no
+# longer evaluated by default: SHIPPED=checkpoints/bouncing_balls to add it back). The first evaluation
+# took 136 s with the shipped row and left 44 s, too few for the second. With the step bench (≈ 1
+# minute) the defaults now train 3.5 minutes so that both evaluations (≈ 100 s each, estimated from
+# that run's rows) fit within the 600-s limit of one device command.
 #
 # Dry run on a CPU:
 #   DEVICE=cpu MINUTES=0.3 EPISODES=12 EVAL_EPISODES=2 EVAL_HORIZON=4 BATCH=2 bash worldmodel/recipes/gpu_small.sh
@@ -34,13 +36,13 @@ W=${WORK:-.gpu_small}
 OUT=${OUT:-out/gpu_small}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
-MINUTES=${MINUTES:-5.5}           # dynamics training budget
+MINUTES=${MINUTES:-3.5}           # dynamics training budget
 EPISODES=${EPISODES:-3000}        # the shipped checkpoint's dataset: same scene, policy, count and seed
 BATCH=${BATCH:-128}               # windows of 16 frames per step
 LR=${LR:-8e-4}
 WARMUP=${WARMUP:-150}
 TOKENIZER=${TOKENIZER:-checkpoints/bouncing_balls}
-SHIPPED=${SHIPPED:-checkpoints/bouncing_balls}    # evaluated beside the new run ("" for none)
+SHIPPED=${SHIPPED:-""}            # a checkpoint to evaluate beside the new run, e.g. checkpoints/bouncing_balls
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 EVAL_HORIZON=${EVAL_HORIZON:-32}
 DEADLINE=${DEADLINE:-560}         # seconds after the start by which every evaluation has ended
