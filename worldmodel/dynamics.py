@@ -157,9 +157,11 @@ class SelfAttention(nn.Module):
             out.append(y[:, None])
         if N > before:
             n = N - before
-            kw, vw = (_windows(c, before)[:, :n] for c in (kc, vc))  # (B, n, h, before·P, hd)
-            kt = torch.cat([kw, k[:, before:]], 3).reshape(B * n, self.h, -1, hd)
-            vt = torch.cat([vw, v[:, before:]], 3).reshape(B * n, self.h, -1, hd)
+            kt, vt = k[:, before:], v[:, before:]  # (B, n, h, S, hd)
+            if before:  # the context keys of the groups before, (B, n, h, before·P, hd) each
+                kt = torch.cat([_windows(kc, before)[:, :n], kt], 3)
+                vt = torch.cat([_windows(vc, before)[:, :n], vt], 3)
+            kt, vt = (t.reshape(B * n, self.h, -1, hd) for t in (kt, vt))
             y = F.scaled_dot_product_attention(q[:, before:].reshape(B * n, self.h, S, hd), kt, vt,
                                                attn_mask=biases[before].to(q.dtype))
             out.append(y.view(B, n, self.h, S, hd))
@@ -170,8 +172,6 @@ class SelfAttention(nn.Module):
 def _windows(c: torch.Tensor, n: int) -> torch.Tensor:
     """c (B, N, h, P, hd) -> (B, N-n+1, h, n·P, hd): window s holds groups s … s+n-1, oldest first."""
     B, _, h, P, hd = c.shape
-    if n == 0:
-        return c.new_zeros(B, c.shape[1] + 1, h, 0, hd)
     w = c.unfold(1, n, 1)  # (B, N-n+1, h, P, hd, n), a view
     return w.permute(0, 1, 2, 5, 3, 4).reshape(B, w.shape[1], h, n * P, hd)
 

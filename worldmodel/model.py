@@ -105,7 +105,7 @@ class WorldModel(nn.Module):
                                                                state.schedule)
         else:
             tokens, reward, term = self.dynamics.predict_with(ds, a, u, state.temperature, state.top_k,
-                                                         state.schedule)
+                                                              state.schedule)
             frames = self.tokenizer.decode(tokens)
         ds.extra["tokens"] = tokens
         return frames, reward, term
