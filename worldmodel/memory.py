@@ -8,7 +8,7 @@ Write (once per frame t)::
     m'  = m' + MLP(LN(m'))
 
 Read: every transformer block cross-attends from the window's tokens to the slots (see
-``dynamics.Block``). The window itself only holds the last K frames; whatever happened earlier reaches
+``layers.Block``). The window itself only holds the last K frames; whatever happened earlier reaches
 the model only through these slots. The state is always (B, M, d): cost and memory per generated
 frame are constant however long the rollout (tested over 200 frames).
 """
