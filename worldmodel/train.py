@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import torch.nn as nn
 from worldmodel import checkpoint as ckpt
 from worldmodel.config import WorldModelConfig, preset
 from worldmodel.data import EpisodeStore, sample_rows, sample_seeds
+from worldmodel.distributed import Ctx, LossModule, any_across, barrier, mean_across, setup_distributed
 from worldmodel.metrics import rollout_eval, summary
 from worldmodel.model import WorldModel
 from worldmodel.schedule import DeadlinePlanner, lr_at
@@ -138,74 +138,6 @@ def apply_overrides(cfg: WorldModelConfig, pairs: list[str]) -> WorldModelConfig
     return WorldModelConfig.from_dict(d).sync()
 
 
-# ---------------------------------------------------------------------- distributed
-@dataclass
-class Ctx:
-    args: Args
-    cfg: WorldModelConfig
-    run: Path
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg == "auto":
-        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_arg)
-    if device.type == "cuda":
-        device = torch.device("cuda", local if world > 1 else (device.index or 0))
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-def _mean_across(values, ctx: Ctx) -> torch.Tensor:
-    """The mean over processes of a list or tensor of numbers, as a float64 tensor on the CPU. The
-    collective runs on ``ctx.device``: NCCL reduces only CUDA tensors."""
-    t = torch.as_tensor(values, dtype=torch.float64)
-    if ctx.world == 1:
-        return t
-    t = t.to(ctx.device)
-    dist.all_reduce(t)
-    return (t / ctx.world).cpu()
-
-
-def _any_across(flag: bool, ctx: Ctx) -> bool:
-    if ctx.world == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
-def _barrier(ctx: Ctx) -> None:
-    if ctx.world > 1:
-        dist.barrier()
-
-
-class LossModule(nn.Module):
-    """Wraps a model so that DDP's forward is the model's ``compute_loss``."""
-
-    def __init__(self, model: nn.Module, extra: dict | None = None):
-        super().__init__()
-        self.model = model
-        self.extra = dict(extra or {})  # a plain dict: not submodules (not trained, saved or synced)
-
-    def forward(self, *args, **kwargs):
-        return self.model.compute_loss(*args, **kwargs, **self.extra)
-
-
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
     other = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
@@ -291,7 +223,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     def flush():
         if not pending:
             return
-        table = _mean_across(torch.stack([vec for *_, vec in pending]).double().cpu(), ctx)
+        table = mean_across(torch.stack([vec for *_, vec in pending]).double().cpu(), ctx)
         for (step, lr, _), row in zip(pending, table.tolist()):
             scalars = dict(zip(names, row))
             if ctx.main:
@@ -312,7 +244,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
         state["elapsed_s"] = elapsed0 + time.time() - t_start
         if ctx.main:
             ckpt.save_stage(ctx.run, stage, module, ctx.cfg, opt, state)
-        _barrier(ctx)
+        barrier(ctx)
 
     try:
         while state["step"] < state["planned_steps"]:
@@ -342,7 +274,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
                 flush()  # a speed sample must see finished steps, not queued ones
             plan = planner.observe(step) if planner is not None else None
             if plan is not None:
-                plan = int(_mean_across([float(plan)], ctx)[0])
+                plan = int(mean_across([float(plan)], ctx)[0])
                 planner.adopt(step, plan)
                 state.update(planned_steps=max(plan, step), calibrated=True)
                 if bar is not None:
@@ -353,13 +285,13 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
                     module.eval()
                     eval_fn(step, writer)
                     module.train()
-                _barrier(ctx)
+                barrier(ctx)
             if step - last_ckpt >= tc.checkpoint_every:
                 save()
                 last_ckpt = step
             out_of_time = deadline is not None and time.time() > deadline
             stop_at = args.stop_at is not None and step >= args.stop_at
-            if _any_across(out_of_time or stop_at or _Stop.requested, ctx):
+            if any_across(out_of_time or stop_at or _Stop.requested, ctx):
                 state["interrupted"] = bool(stop_at or _Stop.requested)
                 break
     except KeyboardInterrupt:
