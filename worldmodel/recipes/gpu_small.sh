@@ -9,13 +9,15 @@
 # read from its config.json and passed as --set overrides, so the run's config rebuilds both stages.
 #
 # Steps: 1. collect the shipped checkpoint's dataset (3,000 random-policy episodes, seed 0) on the CPU
-# cores, and time a training step with and without dynamics.parallel_frames (BENCH=1); 2. train the dynamics stage for MINUTES; 3. pack its weights (bf16, split in 15 MB parts:
+# cores, and time a training step with and without dynamics.parallel_frames (BENCH=1); 2. train the
+# dynamics stage for MINUTES; 3. pack its weights (bf16, split in 15 MB parts:
 # `cat bb_small_bf16.tar.part* | tar x`) with the logs, before anything else can time out; 4. evaluate
 # (`python -m evaluate ... --predictor checkpoint:RUN@0[,checkpoint:SHIPPED@0]`, then RUN@1:adaptive), each
 # call cut off at the session's deadline (DEADLINE seconds after the start).
 #
 # Measured on one H100 (2026-11-27, BATCH=64 MINUTES=5.5 SHIPPED=checkpoints/bouncing_balls, before the
-# step bench existed; worldmodel/README.md, "Sixth H100 session"): the command took 562 s; 645 steps in 5.5 minutes, 0.50 s per step. That is 2.4x
+# step bench existed; worldmodel/README.md, "Sixth H100 session"): the command took 562 s; 645 steps
+# in 5.5 minutes, 0.50 s per step. That is 2.4x
 # slower per window than the bench's figure because the step is host-bound (15,553 eager ops per
 # forward + backward, whatever the batch), hence BATCH=128 now (51.6 GB peak in the bench): about the
 # same time per step for twice the windows. Held-out T = 0: above copy-last at every horizon,
