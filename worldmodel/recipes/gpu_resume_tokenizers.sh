@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# CPU-trained tokenizer runs resumed side by side on one GPU, for many more steps than a CPU gives
+# (≈ 8 minutes on one H100 with the defaults); first, while their data is collected, the `small`
+# dynamics step timed with and without dynamics.parallel_frames (BENCH=1).
+#
+# Why resume rather than train afresh: on the CPU the ParticleSystems misses kept falling with steps
+# (2,475 → 5,466 steps: 769 → 440 particles off by more than 1 px), and a GPU step at the CPU's batch
+# of 32 frames costs milliseconds. A fresh GPU run at 512 frames per step reached only 94% within 1 px
+# after 1,132 steps: per step, a bigger batch bought little. The default jobs answer two questions
+# at once: do 10× the steps keep paying (batch 32, as on the CPU), and does a 4× batch pay on top
+# (batch 128); and for Platformer, whose misses stayed flat over its last CPU resume, do 10× the steps
+# move them.
+#
+# Each job is one line of JOBS: NAME RUN [KEY=VALUE ...]. RUN (carried to the device) is copied and
+# resumed with `--resume --stage tokenizer --minutes MINUTES --steps 100000 --set KEY=VALUE ...`; its
+# scene's data is collected here as `data/scenes1k` was (EPISODES random-policy episodes, seed 0).
+# Each job is packed into $OUT/NAME.tgz (config, logs and the tokenizer stage with its optimizer
+# state, so that a CPU can resume it again); evaluate it where it lands:
+#   tar xzf NAME.tgz && python -m evaluate --env WorldGym/S-v0 --predictor tokenizer:NAME ...
+#
+# Dry run on a CPU:
+#   DEVICE=cpu MINUTES=0.3 EPISODES=8 BENCH=0 bash worldmodel/recipes/gpu_resume_tokenizers.sh
+# On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
+# farama-notifications), carry the runs, then
+#   bash worldmodel/recipes/gpu_resume_tokenizers.sh 2>&1 | tee $OUT/session.log
+set -u
+W=${WORK:-.gpu_resume}
+OUT=${OUT:-out/gpu_resume}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+MINUTES=${MINUTES:-4.5}           # training budget of every job (they run at the same time)
+EPISODES=${EPISODES:-1000}        # per scene, as data/scenes1k
+BENCH=${BENCH:-1}
+BENCH_BATCH=${BENCH_BATCH:-128}   # windows of 16 frames per timed `small` dynamics step
+JOBS=${JOBS:-"ps_b32 runs/tok_ab/ps_4096_longer
+ps_b128 runs/tok_ab/ps_4096_longer train.tokenizer_batch=128
+plat_b32 runs/tok_long/Platformer_wide64_more"}
+export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+mkdir -p "$OUT" $W/logs $W/runs $W/data
+stamp() { echo "[$(date +%T)] $*"; }
+scene_of() { $PY -c "import json, sys; print(json.load(open(sys.argv[1]))['env_id'])" "$1/config.json"; }
+stamp "device: $($PY -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
+
+# ---------------------------------------------------------------- 1. data, and the step bench beside it
+collect_data() {
+    local env
+    for env in $(while read -r _ run _; do scene_of "$run"; done <<< "$JOBS" | sort -u); do
+        $PY -m collect --env "$env" --episodes "$EPISODES" --max-steps 200 --workers 5 --seed 0 \
+            --out "$W/data/$env" --overwrite --no-progress > "$W/logs/collect_${env//\//_}.log" 2>&1 &
+    done
+    wait
+    tail -q -n 1 $W/logs/collect_*.log
+    stamp "collected: $(du -sh $W/data | cut -f1)"
+}
+
+bench() {  # the same loss with the per-frame loop and with parallel_frames (15,553 → 5,691 eager ops)
+    [ "$BENCH" = 1 ] && [ "$DEVICE" = cuda ] || return 0
+    local p
+    for p in false true; do
+        timeout 75 $PY -m worldmodel.bench --preset small --device cuda --no-generate --train-stages dynamics \
+            --train-batch "$BENCH_BATCH" --train-frames 16 --warmup 2 --repeats 5 \
+            --set "dynamics.parallel_frames=$p" --json > "$W/logs/bench_parallel_$p.json" \
+            2> "$W/logs/bench_parallel_$p.err"
+        stamp "bench parallel_frames=$p: $(tail -c 400 "$W/logs/bench_parallel_$p.json")"
+    done
+}
+
+collect_data & bench
+wait
+
+# ---------------------------------------------------------------- 2. resume every job at once
+pack() {  # name: config, logs and the tokenizer stage (weights, optimizer, state), one file
+    mkdir -p "$W/pack/$1"
+    cp -r "$W/runs/$1/config.json" "$W/runs/$1/commands.jsonl" "$W/runs/$1/logs" "$W/runs/$1/tokenizer" \
+        "$W/pack/$1/"
+    tar czf "$OUT/$1.tgz" -C "$W/pack" "$1"
+}
+
+resume() {  # name run [KEY=VALUE ...]
+    local name=$1 run=$2 env sets=()
+    shift 2
+    [ $# -gt 0 ] && sets=(--set "$@")
+    env=$(scene_of "$run")
+    rm -rf "$W/runs/$name" && cp -r "$run" "$W/runs/$name"
+    stamp "resume $name from $(tail -n 1 "$run/logs/tokenizer.jsonl" | cut -c 1-60)... ($MINUTES min): $*"
+    $PY -m worldmodel.train --data "$W/data/$env" --out "$W/runs/$name" --resume --stage tokenizer \
+        --minutes "$MINUTES" --steps 100000 --device "$DEVICE" --no-progress --no-eval "${sets[@]}" \
+        > "$W/logs/train_$name.log" 2>&1
+    stamp "$name: $(grep -v "^\s*$" "$W/logs/train_$name.log" | tail -n 1)"
+    tail -n 1 "$W/runs/$name/logs/tokenizer.jsonl"
+    pack "$name"
+}
+
+while read -r name run sets; do
+    # shellcheck disable=SC2086  # the KEY=VALUE list is split on purpose
+    resume "$name" "$run" $sets &
+done <<< "$JOBS"
+wait
+tar czf "$OUT/logs.tgz" -C $W logs
+ls -la "$OUT"
+stamp "done"
