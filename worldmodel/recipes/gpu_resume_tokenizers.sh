@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# CPU-trained tokenizer runs resumed side by side on one GPU, for many more steps than a CPU gives
-# (≈ 8 minutes on one H100 with the defaults); first, while their data is collected, the `small`
-# dynamics step timed with and without dynamics.parallel_frames (BENCH=1).
+# CPU-trained tokenizer runs resumed one after another on one GPU, for many more steps than a CPU
+# gives (≈ 1 minute of data, then ≈ 4 minutes per job on one H100 with the defaults: 2 jobs fit the
+# 600-s limit of one device command); with BENCH=1, first, while their data is collected, the `small`
+# dynamics step timed with and without dynamics.parallel_frames.
 #
 # Why resume rather than train afresh: on the CPU the ParticleSystems misses kept falling with steps
 # (2,475 → 5,466 steps: 769 → 440 particles off by more than 1 px), and a GPU step at the CPU's batch
 # of 32 frames costs milliseconds. A fresh GPU run at 512 frames per step reached only 94% within 1 px
-# after 1,132 steps: per step, a bigger batch bought little. The default jobs answer two questions
-# at once: do 10× the steps keep paying (batch 32, as on the CPU), and does a 4× batch pay on top
-# (batch 128); and for Platformer, whose misses stayed flat over its last CPU resume, do 10× the steps
-# move them.
+# after 1,132 steps: per step, a bigger batch bought little. The first jobs asked: do 10× the steps
+# keep paying (batch 32, as on the CPU), and does a 4× batch pay on top (batch 128); and for
+# Platformer, whose misses stayed flat over its last CPU resume, do 10× the steps move them.
+#
+# Why one after another: three jobs side by side on one H100 (the first version of this recipe) each
+# ran 4.3× slower than one alone (ParticleSystems at batch 32: 7.6 steps/s beside two others, 33
+# alone): the GPU time-slices between processes, so a job gains nothing from company.
+#
+# Measured on one H100 (eleventh session; worldmodel/README.md, "Resumed on an H100"): the bench gave
+# 0.52 s per `small` step with the per-frame loop and 0.42 s with parallel_frames. ParticleSystems
+# from 5,466 to 17,420 steps (4.5 minutes side by side, then 5 alone): 440 → 131 misses, 99.78% within
+# 1 px, held-out mean 40.1 dB. Per step, batch 128 cut the misses 2.6× faster than batch 32 (per frame
+# about the same); its solo speed is still to be timed. The default JOBS are the next step for both
+# scenes: batch 128 alone, from the runs this session left (local; pass yours).
 #
 # Each job is one line of JOBS: NAME RUN [KEY=VALUE ...]. RUN (carried to the device) is copied and
 # resumed with `--resume --stage tokenizer --minutes MINUTES --steps 100000 --set KEY=VALUE ...`; its
@@ -19,7 +30,7 @@
 #   tar xzf NAME.tgz && python -m evaluate --env WorldGym/S-v0 --predictor tokenizer:NAME ...
 #
 # Dry run on a CPU:
-#   DEVICE=cpu MINUTES=0.3 EPISODES=8 BENCH=0 bash worldmodel/recipes/gpu_resume_tokenizers.sh
+#   DEVICE=cpu MINUTES=0.3 EPISODES=8 bash worldmodel/recipes/gpu_resume_tokenizers.sh
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
 # farama-notifications), carry the runs, then
 #   bash worldmodel/recipes/gpu_resume_tokenizers.sh 2>&1 | tee $OUT/session.log
@@ -28,13 +39,12 @@ W=${WORK:-.gpu_resume}
 OUT=${OUT:-out/gpu_resume}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
-MINUTES=${MINUTES:-4.5}           # training budget of every job (they run at the same time)
+MINUTES=${MINUTES:-3.5}           # training budget of each job (plus ≈ 25 s to load its data)
 EPISODES=${EPISODES:-1000}        # per scene, as data/scenes1k
-BENCH=${BENCH:-1}
+BENCH=${BENCH:-0}
 BENCH_BATCH=${BENCH_BATCH:-128}   # windows of 16 frames per timed `small` dynamics step
-JOBS=${JOBS:-"ps_b32 runs/tok_ab/ps_4096_longer
-ps_b128 runs/tok_ab/ps_4096_longer train.tokenizer_batch=128
-plat_b32 runs/tok_long/Platformer_wide64_more"}
+JOBS=${JOBS:-"ps_b128 runs/gpu_resume/ps_b32_more_cpu train.tokenizer_batch=128
+plat_b128 runs/gpu_resume/plat_b32_cpu train.tokenizer_batch=128"}
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$OUT" $W/logs $W/runs $W/data
@@ -69,7 +79,7 @@ bench() {  # the same loss with the per-frame loop and with parallel_frames (15,
 collect_data & bench
 wait
 
-# ---------------------------------------------------------------- 2. resume every job at once
+# ---------------------------------------------------------------- 2. resume each job in turn
 pack() {  # name: config, logs and the tokenizer stage (weights, optimizer, state), one file
     mkdir -p "$W/pack/$1"
     cp -r "$W/runs/$1/config.json" "$W/runs/$1/commands.jsonl" "$W/runs/$1/logs" "$W/runs/$1/tokenizer" \
@@ -94,9 +104,8 @@ resume() {  # name run [KEY=VALUE ...]
 
 while read -r name run sets; do
     # shellcheck disable=SC2086  # the KEY=VALUE list is split on purpose
-    resume "$name" "$run" $sets &
+    resume "$name" "$run" $sets
 done <<< "$JOBS"
-wait
 tar czf "$OUT/logs.tgz" -C $W logs
 ls -la "$OUT"
 stamp "done"
