@@ -96,7 +96,7 @@ resume() {  # name run [KEY=VALUE ...]
     stamp "resume $name from $(tail -n 1 "$run/logs/tokenizer.jsonl" | cut -c 1-60)... ($MINUTES min): $*"
     $PY -m worldmodel.train --data "$W/data/$env" --out "$W/runs/$name" --resume --stage tokenizer \
         --minutes "$MINUTES" --steps 100000 --device "$DEVICE" --no-progress --no-eval "${sets[@]}" \
-        > "$W/logs/train_$name.log" 2>&1
+        < /dev/null > "$W/logs/train_$name.log" 2>&1  # stdin is the job list
     stamp "$name: $(grep -v "^\s*$" "$W/logs/train_$name.log" | tail -n 1)"
     tail -n 1 "$W/runs/$name/logs/tokenizer.jsonl"
     pack "$name"
