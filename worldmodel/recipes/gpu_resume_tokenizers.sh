@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # CPU-trained tokenizer runs resumed one after another on one GPU, for many more steps than a CPU
 # gives (≈ 1 minute of data, then ≈ 4 minutes per job on one H100 with the defaults: 2 jobs fit the
-# 600-s limit of one device command); with BENCH=1, first, while their data is collected, the `small`
-# dynamics step timed with and without dynamics.parallel_frames.
+# 600-s limit of one device command).
 #
 # Why resume rather than train afresh: on the CPU the ParticleSystems misses kept falling with steps
 # (2,475 → 5,466 steps: 769 → 440 particles off by more than 1 px), and a GPU step at the CPU's batch
@@ -15,8 +14,7 @@
 # ran 4.3× slower than one alone (ParticleSystems at batch 32: 7.6 steps/s beside two others, 33
 # alone): the GPU time-slices between processes, so a job gains nothing from company.
 #
-# Measured on one H100 (eleventh session; worldmodel/README.md, "Resumed on an H100"): the bench gave
-# 0.52 s per `small` step with the per-frame loop and 0.42 s with parallel_frames. ParticleSystems
+# Measured on one H100 (eleventh session; worldmodel/README.md, "Resumed on an H100"): ParticleSystems
 # from 5,466 to 17,420 steps (4.5 minutes side by side, then 5 alone): 440 → 131 misses, 99.78% within
 # 1 px, held-out mean 40.1 dB. Per step, batch 128 cut the misses 2.6× faster than batch 32 (per frame
 # about the same); its solo speed is still to be timed. The default JOBS are the next step for both
@@ -41,8 +39,6 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-3.5}           # training budget of each job (plus ≈ 25 s to load its data)
 EPISODES=${EPISODES:-1000}        # per scene, as data/scenes1k
-BENCH=${BENCH:-0}
-BENCH_BATCH=${BENCH_BATCH:-128}   # windows of 16 frames per timed `small` dynamics step
 JOBS=${JOBS:-"ps_b128 runs/gpu_resume/ps_b32_more_cpu train.tokenizer_batch=128
 plat_b128 runs/gpu_resume/plat_b32_cpu train.tokenizer_batch=128"}
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
@@ -52,7 +48,7 @@ stamp() { echo "[$(date +%T)] $*"; }
 scene_of() { $PY -c "import json, sys; print(json.load(open(sys.argv[1]))['env_id'])" "$1/config.json"; }
 stamp "device: $($PY -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")')"
 
-# ---------------------------------------------------------------- 1. data, and the step bench beside it
+# ---------------------------------------------------------------- 1. data
 collect_data() {
     local env
     for env in $(while read -r _ run _; do scene_of "$run"; done <<< "$JOBS" | sort -u); do
@@ -64,20 +60,7 @@ collect_data() {
     stamp "collected: $(du -sh $W/data | cut -f1)"
 }
 
-bench() {  # the same loss with the per-frame loop and with parallel_frames (15,553 → 5,691 eager ops)
-    [ "$BENCH" = 1 ] && [ "$DEVICE" = cuda ] || return 0
-    local p
-    for p in false true; do
-        timeout 75 $PY -m worldmodel.bench --preset small --device cuda --no-generate --train-stages dynamics \
-            --train-batch "$BENCH_BATCH" --train-frames 16 --warmup 2 --repeats 5 \
-            --set "dynamics.parallel_frames=$p" --json > "$W/logs/bench_parallel_$p.json" \
-            2> "$W/logs/bench_parallel_$p.err"
-        stamp "bench parallel_frames=$p: $(tail -c 400 "$W/logs/bench_parallel_$p.json")"
-    done
-}
-
-collect_data & bench
-wait
+collect_data
 
 # ---------------------------------------------------------------- 2. resume each job in turn
 pack() {  # name: config, logs and the tokenizer stage (weights, optimizer, state), one file

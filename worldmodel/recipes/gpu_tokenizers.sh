@@ -10,8 +10,8 @@
 #   - 1.25 minutes (≈ 400 steps) of the wide 4×4-token configs are not enough: FallingLeaves,
 #     SpinningObjects and MorphingShapes stayed under their longer CPU runs;
 #   - ParticleSystems with 2×2-pixel tokens, 348 steps, then resumed to 1,132 steps (2.6 more
-#     minutes, `RESUME=...`): held-out mean 34.9 dB (29.6 after 348 steps; 24.2 for the 4×4 grid
-#     after 56 CPU-minutes), 94% of particles within 1 px (61%).
+#     minutes; resuming is now gpu_resume_tokenizers.sh's job): held-out mean 34.9 dB (29.6 after
+#     348 steps; 24.2 for the 4×4 grid after 56 CPU-minutes), 94% of particles within 1 px (61%).
 # Since then the same 2×2 grid brought FallingLeaves, SpinningObjects and MorphingShapes over 32 dB on
 # the CPU in 33-101 minutes (worldmodel/README.md). For those scenes on a GPU next time: fewer scenes,
 # more minutes each, SET_<scene>="tokenizer.codebook_size=1024 tokenizer.channels=[32,64]".
@@ -29,7 +29,7 @@
 #     bash worldmodel/recipes/gpu_tokenizers.sh
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal),
 #   bash worldmodel/recipes/gpu_tokenizers.sh 2>&1 | tee $OUT/session.log
-# Resume one run for longer (carry its directory): RESUME=DIR SCENES=S MINUTES=M (trains DIR/S further).
+# To resume a run for longer, use gpu_resume_tokenizers.sh.
 set -u
 W=${WORK:-.gpu_tokenizers}
 OUT=${OUT:-out/gpu_tokenizers}
@@ -41,7 +41,6 @@ MINUTES=${MINUTES:-1.25}           # training budget per scene
 BATCH=${BATCH:-512}               # frames per tokenizer step
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 SOAK=${SOAK-checkpoints/bouncing_balls}   # a dream checkpoint to time, or "" for none
-RESUME=${RESUME:-""}
 SET_FallingLeaves=${SET_FallingLeaves:-"tokenizer.codebook_size=1024 tokenizer.channels=[24,48,64]"}
 SET_SpinningObjects=${SET_SpinningObjects:-"tokenizer.codebook_size=2048 tokenizer.channels=[24,48,64]"}
 SET_MorphingShapes=${SET_MorphingShapes:-"tokenizer.codebook_size=2048 tokenizer.channels=[24,48,64]"}
@@ -87,13 +86,8 @@ train_scenes() {
         var="SET_$s"
         read -r -a extra <<< "${!var:-}"
         stamp "tokenizer $s ($MINUTES min, batch $BATCH): ${extra[*]}"
-        if [ -n "$RESUME" ]; then
-            rm -rf "$W/runs/$s" && cp -r "$RESUME/$s" "$W/runs/$s"
-            extra=(--resume --steps 100000)  # the run's config.json wins
-        else
-            extra=(--set "train.tokenizer_batch=$BATCH" train.tokenizer_steps=100000 train.eval_every=100000
-                   train.checkpoint_every=1000 "${extra[@]}")
-        fi
+        extra=(--set "train.tokenizer_batch=$BATCH" train.tokenizer_steps=100000 train.eval_every=100000
+               train.checkpoint_every=1000 "${extra[@]}")
         $PY -m worldmodel.train --data "$W/data/$s" --out "$W/runs/$s" --stage tokenizer --minutes "$MINUTES" \
             --device "$DEVICE" --no-progress --no-eval "${extra[@]}" > "$W/logs/train_$s.log" 2>&1
         grep -v "^\s*$" "$W/logs/train_$s.log" | tail -n 1
