@@ -67,9 +67,9 @@ Why this does not collapse into "copy the last frame" (the prototype's failure; 
 6. Optional (``pixel_weight`` > 0): a loss in pixels through the frozen decoder on the expected code
    vector, so near-miss codes get partial credit and erased balls cost what they look like.
 
-Measured limits (README.md): on 2 CPU cores for ~20 minutes this still does not learn ball motion
-(22% of changed codes right). At temperature 1 the balls break up, and at low temperature they
-vanish; the dynamics needs far more steps than a CPU gives in minutes.
+Measured limits (README.md): on 2 CPU cores for 30 minutes (``recipes/cpu_tiny30.sh``) this still
+does not learn ball motion (22% of changed codes right). At temperature 1 the balls break up, and at
+low temperature they vanish; the dynamics needs far more steps than a CPU gives in minutes.
 """
 from __future__ import annotations
 

@@ -29,8 +29,16 @@
 # (eleventh session: 0.52 s per step with the loop, 0.42 s with parallel_frames, at 128 windows), so
 # it is off by default and the minute it took goes to training (MINUTES=4.5).
 #
+# Sessions add up with CONTINUE=RUN (a packed run carried to the device, e.g. the sixth session's
+# runs/gpu_small/bb_small838): its dynamics stage is resumed for MINUTES instead of a fresh one trained
+# (`--resume --stage dynamics --steps 100000`, the cosine stretched to what fits; a packed run holds no
+# optimizer state, so Adam restarts and the learning rate warms up again), with this script's batch,
+# learning rate and parallel_frames. Each lent session then takes `small` further, where a fresh start
+# would throw away the minutes of the ones before (the bar needs hours; worldmodel/README.md).
+#
 # Dry run on a CPU:
 #   DEVICE=cpu MINUTES=0.3 EPISODES=12 EVAL_EPISODES=2 EVAL_HORIZON=4 BATCH=2 bash worldmodel/recipes/gpu_small.sh
+#   (add CONTINUE=runs/gpu_small/bb_small838 to dry-run a resume)
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
 # farama-notifications), then
 #   bash worldmodel/recipes/gpu_small.sh 2>&1 | tee $OUT/session.log
@@ -46,6 +54,7 @@ BATCH=${BATCH:-128}               # windows of 16 frames per step
 LR=${LR:-8e-4}
 WARMUP=${WARMUP:-150}
 TOKENIZER=${TOKENIZER:-checkpoints/bouncing_balls}
+CONTINUE=${CONTINUE:-""}          # a packed bb_small run to resume (its own tokenizer stage comes with it)
 SHIPPED=${SHIPPED:-""}            # a checkpoint to evaluate beside the new run, e.g. checkpoints/bouncing_balls
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 EVAL_HORIZON=${EVAL_HORIZON:-32}
@@ -77,13 +86,21 @@ fi
 
 # ---------------------------------------------------------------- 2. train
 RUN=$W/runs/bb_small
-rm -rf "$RUN" && mkdir -p "$RUN" && cp -r "$TOKENIZER/tokenizer" "$RUN/"
-mapfile -t TOKSET < <($PY -c "import json, sys
+rm -rf "$RUN"
+if [ -n "$CONTINUE" ]; then  # the run's config.json (tokenizer included) wins; --set adds the rest
+    mkdir -p "$W/runs" && cp -r "$CONTINUE" "$RUN"
+    FROM=(--resume --steps 100000)
+    TOKSET=()
+else
+    mkdir -p "$RUN" && cp -r "$TOKENIZER/tokenizer" "$RUN/"
+    FROM=()
+    mapfile -t TOKSET < <($PY -c "import json, sys
 for k, v in json.load(open(sys.argv[1]))['tokenizer'].items(): print(f'tokenizer.{k}={json.dumps(v)}')" \
-    "$TOKENIZER/tokenizer/config.json")
-stamp "train bb_small ($MINUTES min, batch $BATCH, lr $LR)"
+        "$TOKENIZER/tokenizer/config.json")
+fi
+stamp "train bb_small ($MINUTES min, batch $BATCH, lr $LR${CONTINUE:+, resuming $CONTINUE})"
 $PY -m worldmodel.train --data $W/data/bb --preset small --out "$RUN" --stage dynamics --minutes "$MINUTES" \
-    --device "$DEVICE" --no-progress --no-eval --set "${TOKSET[@]}" "train.dynamics_batch=$BATCH" \
+    "${FROM[@]}" --device "$DEVICE" --no-progress --no-eval --set "${TOKSET[@]}" "train.dynamics_batch=$BATCH" \
     "train.dynamics_lr=$LR" "train.warmup=$WARMUP" train.checkpoint_every=500 train.dynamics_steps=100000 \
     "dynamics.parallel_frames=$PARALLEL" \
     > $W/logs/train_bb_small.log 2>&1
