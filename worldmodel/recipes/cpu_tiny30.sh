@@ -8,7 +8,8 @@
 #   MINUTES=1 EPISODES=20 EVAL_EPISODES=2 bash worldmodel/recipes/cpu_tiny30.sh   # a dry run
 #
 # Data: 400 random-policy BouncingBalls episodes of at most 100 steps (the CPU dataset of
-# worldmodel/README.md, "Measured on a shared 2-core CPU"). The run, reports and log go under WORK.
+# worldmodel/README.md, "Measured on a shared 2-core CPU"). The run and the reports go under WORK
+# (default runs/cpu_tiny30), which must not hold a run yet: the bar is for a model trained from nothing.
 # Measured (twelfth session, worldmodel/README.md "The 30-minute CPU bar"): FAIL on this host.
 set -u -o pipefail
 PY=${PY:-.venv/bin/python}
@@ -19,8 +20,12 @@ EPISODES=${EPISODES:-400}
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 DATA=${DATA:-data/bb$EPISODES}
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
-mkdir -p "$W"
 stamp() { echo "[$(date +%T)] $*"; }
+if [ -e "$W/run" ]; then
+    echo "$W/run exists: remove it or set WORK to a new directory (the bar starts from nothing)" >&2
+    exit 1
+fi
+mkdir -p "$W"
 
 stamp "collecting $EPISODES episodes into $DATA (resumes; a complete dataset is left as it is)"
 $PY -m collect --env WorldGym/BouncingBalls-v0 --episodes "$EPISODES" --max-steps 100 --workers 1 \
