@@ -48,6 +48,11 @@ def test_a_dip_in_persistence_before_t_16_fails_and_after_it_does_not(tmp_path):
 
 
 def test_a_report_without_the_rows_it_needs_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="not a readable evaluate report"):
+        tiny_bar.main([str(tmp_path / "missing.json")])
+    (tmp_path / "cut.json").write_text('{"scenes": ')
+    with pytest.raises(SystemExit, match="not a readable evaluate report"):
+        tiny_bar.main([str(tmp_path / "cut.json")])
     with pytest.raises(SystemExit, match="no copy-last row"):
         tiny_bar.main([_report(tmp_path, _row("checkpoint:run@0", 21.0, 0.9))])
     with pytest.raises(SystemExit, match="no checkpoint: row"):

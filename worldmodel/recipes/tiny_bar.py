@@ -35,8 +35,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     passed = True
     for path in args.reports:
-        with open(path) as f:
-            report = json.load(f)
+        try:
+            with open(path) as f:
+                report = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"{path}: not a readable evaluate report ({e})") from None
         for scene, block in report["scenes"].items():
             rows = {r["predictor"]: r for r in block["rows"]}
             if "copy-last" not in rows:
