@@ -33,9 +33,8 @@ $PY -m collect --env WorldGym/BouncingBalls-v0 --episodes "$EPISODES" --max-step
 stamp "training tiny for $MINUTES minutes on $THREADS threads into $W/run"
 $PY -m worldmodel.train --data "$DATA" --preset tiny --out "$W/run" --minutes "$MINUTES" \
     --threads "$THREADS" --no-progress </dev/null || exit 1
-for spec in 0:t0 1:adaptive:t1_adaptive; do
-    at=${spec%:*}
-    name=${spec##*:}
+for spec in "0 t0" "1:adaptive t1_adaptive"; do  # @temperature[:schedule], report name
+    read -r at name <<< "$spec"
     stamp "evaluating at @$at"
     OMP_NUM_THREADS=$THREADS $PY -m evaluate --env WorldGym/BouncingBalls-v0 \
         --predictor "checkpoint:$W/run@$at" --episodes "$EVAL_EPISODES" --horizon 32 --samples 4 \
