@@ -79,7 +79,8 @@ class DynamicsConfig:
     context_action_drop: float = 0.2  # probability that a window's context actions are hidden
     # probability that a context frame (not the first) is replaced by the model's own one-pass argmax
     # prediction of it from the real frames before it (no gradient): training on its own errors against
-    # drift, DIAMOND/scheduled-sampling style (0 = off; costs one forward without gradients per step)
+    # drift, DIAMOND/scheduled-sampling style (0 = off; costs one forward without gradients per step;
+    # measured as a fine-tune: more balls kept, less precisely drawn; worldmodel/README.md)
     own_context_prob: float = 0.0
     pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
     reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)
