@@ -53,6 +53,9 @@ def test_a_report_without_the_rows_it_needs_is_a_clear_error(tmp_path):
     (tmp_path / "cut.json").write_text('{"scenes": ')
     with pytest.raises(SystemExit, match="not a readable evaluate report"):
         tiny_bar.main([str(tmp_path / "cut.json")])
+    (tmp_path / "other.json").write_text('{"summary": {}}')
+    with pytest.raises(SystemExit, match="not an evaluate report"):
+        tiny_bar.main([str(tmp_path / "other.json")])
     with pytest.raises(SystemExit, match="no copy-last row"):
         tiny_bar.main([_report(tmp_path, _row("checkpoint:run@0", 21.0, 0.9))])
     with pytest.raises(SystemExit, match="no checkpoint: row"):

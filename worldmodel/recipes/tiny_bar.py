@@ -40,7 +40,10 @@ def main(argv=None) -> int:
                 report = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise SystemExit(f"{path}: not a readable evaluate report ({e})") from None
-        for scene, block in report["scenes"].items():
+        scenes = report.get("scenes") if isinstance(report, dict) else None
+        if not isinstance(scenes, dict):
+            raise SystemExit(f"{path}: not an evaluate report (it has no 'scenes')")
+        for scene, block in scenes.items():
             rows = {r["predictor"]: r for r in block["rows"]}
             if "copy-last" not in rows:
                 raise SystemExit(f"{path}: {scene} has no copy-last row")
