@@ -57,7 +57,8 @@ class CollectArgs:
     deflate: str = "auto"
     """where shards are compressed and written: 'process' (a helper process per worker, overlapping
     the env stepping), 'inline' (in the worker), or 'auto' = process while workers < CPUs (a core
-    is spare). Shards are byte-identical either way"""
+    is spare). Shards hold the same episodes either way (byte for byte at zlib levels; see
+    'Determinism' in collect/writer.py)"""
     progress: bool = True
     """show the tqdm progress bar (episodes, frames/s, ETA)"""
 

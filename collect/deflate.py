@@ -13,7 +13,9 @@ process (``collect.writer_process``) rather than the codec alone: a background *
 hide it on this kind of machine (each chunk costs the stepping thread forced GIL hand-offs whose
 cross-core wake-ups eat the gain), and the HDF5 writes, about 1 ms per episode, cost more than
 igzip. Either way the same function runs with the same parameters on the same bytes, so shards do not
-depend on where it ran (they do on the ``isal`` version: its version is in ``metadata.json``).
+depend on where it ran (they do on the ``isal`` version: its version is in ``metadata.json``), except
+that igzip has, rarely, coded the same bytes as another valid stream ("Determinism" in
+``collect.writer``).
 """
 from __future__ import annotations
 

@@ -27,6 +27,17 @@ smaller output, and overlap it with stepping; the finished chunks go to the file
 declares it), exactly what the declared gzip (+ shuffle) filters decode, so any HDF5 reader reads
 it. ``crc32`` (an episode attribute) covers the episode's compressed chunks in dataset-name order:
 ``collect.verify`` uses it to name the damaged episode inside a damaged file.
+
+Determinism: the same settings give the same shards, cut at the same episodes, holding the same
+arrays and attributes, whichever process wrote them. At zlib levels (4-9) the files are
+byte-identical too (no timestamps; the same objects in the same order). At igzip levels (1-3, the
+default) they usually are, but not always: once in CI and once in ~140 collections here under CPU
+load, a shard writer helper stored one episode's frame chunks as different igzip streams of the same
+bytes (other match choices in a chunk's first ~600 bytes), so that shard's ``crc32``, size and
+sha256 differed while every decoded array was equal. Re-compressing the decoded bytes gave the usual
+stream, and 6M igzip calls under load, from shared memory with concurrent writes beside the input,
+never differed; the cause is not pinned down. Compare datasets by content, or collect at
+``--level 4`` when byte-identical files matter. A shard's sha256 checks that file either way.
 """
 from __future__ import annotations
 
@@ -242,7 +253,7 @@ def _create(group: h5py.Group, blob: Blob, level: int):
     if dcpl is None:
         dcpl = h5p.create(h5p.DATASET_CREATE)
         dcpl.set_fill_time(h5d.FILL_TIME_NEVER)
-        dcpl.set_obj_track_times(False)  # no timestamps: identical runs give byte-identical shards
+        dcpl.set_obj_track_times(False)  # no timestamps (byte-identical shards at zlib levels)
         if blob.chunks is not None:
             dcpl.set_chunk(blob.chunks)
             if blob.shuffle:

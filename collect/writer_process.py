@@ -4,7 +4,8 @@ With a core to spare, everything after an episode's arrays exist runs in
 ``collect/_writer_helper.py``: deflating the frames and the small arrays, the HDF5 objects and
 chunk writes (about 1 ms per episode), closing, fsyncing and hashing each shard. The helper runs the
 worker's own code for it (``collect.writer.GroupWriter`` with an inline deflater), so shards are
-byte-identical to those a worker writes inline, shard boundaries included.
+the ones a worker writes inline, shard boundaries included (byte for byte at zlib levels: see
+"Determinism" in ``collect.writer``).
 
 Bytes travel through shared memory, never through the pipe (this VM charges ~0.3 ms to push 196 KB
 through one): a ``memfd`` both processes map is cut into slots of one frame chunk each. The
