@@ -8,7 +8,8 @@
     >>> windows = train.windows(16, stride=1)     # torch Dataset of (16, 64, 64, 3) uint8 frames, …
 
 Storage layout: ``collect/writer.py``; the padded state layout: ``collect/record.py``; metadata:
-``collect/meta.py``. Tools: ``python -m collect.verify | inspect | video | export_minari | bench``.
+``collect/meta.py``. Tools: ``python -m collect.verify | compare | inspect | video | export_minari |
+bench``.
 """
 from collect.config import CollectArgs, CollectError
 from collect.dataset import Dataset, DatasetError, Episode, open_dataset

@@ -36,8 +36,9 @@ load, a shard writer helper stored one episode's frame chunks as different igzip
 bytes (other match choices in a chunk's first ~600 bytes), so that shard's ``crc32``, size and
 sha256 differed while every decoded array was equal. Re-compressing the decoded bytes gave the usual
 stream, and 6M igzip calls under load, from shared memory with concurrent writes beside the input,
-never differed; the cause is not pinned down. Compare datasets by content, or collect at
-``--level 4`` when byte-identical files matter. A shard's sha256 checks that file either way.
+never differed; the cause is not pinned down. Compare datasets by content (``python -m
+collect.compare A B``), or collect at ``--level 4`` when byte-identical files matter. A shard's sha256
+checks that file either way.
 """
 from __future__ import annotations
 

@@ -52,30 +52,3 @@ def assert_state_equal(stored: dict, live: dict):
     for k, v in live.items():
         np.testing.assert_array_equal(stored[k], np.asarray(v), err_msg=k)
 
-
-def shard_contents(out) -> dict:
-    """What a reader of dataset ``out`` sees, per shard file: every group's and dataset's attributes,
-    and every dataset's dtype, shape, chunking, filters and decoded values (as a sha256). Leaves out
-    only what depends on the compressed bytes: the ``crc32`` attribute. (igzip may code the same
-    bytes two ways: see "Determinism" in collect/writer.py.)"""
-    import hashlib
-
-    import h5py
-
-    def attrs(obj) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in obj.attrs.items() if k != "crc32"}
-
-    def describe(obj):
-        if not isinstance(obj, h5py.Dataset):
-            return attrs(obj)
-        data = np.ascontiguousarray(obj[()])
-        return (attrs(obj), obj.dtype.descr, obj.shape, obj.chunks, obj.compression, obj.shuffle,
-                hashlib.sha256(data.tobytes()).hexdigest())
-
-    contents = {}
-    for path in sorted(Path(out).glob("shard-*.h5")):
-        with h5py.File(path, "r") as f:
-            items = {"/": attrs(f)}
-            f.visititems(lambda name, obj, items=items: items.__setitem__(name, describe(obj)))
-        contents[path.name] = items
-    return contents

@@ -10,6 +10,8 @@ import torch
 from collect_helpers import make_dataset
 
 from collect import DatasetError, open_dataset
+from collect.compare import compare
+from collect.compare import main as compare_main
 from collect.verify import main as verify_main
 from collect.verify import verify
 
@@ -197,3 +199,28 @@ def test_bench_plumbing(tmp_path):
     codecs = bench_codecs("WorldGym/BouncingBalls-v0", 2, 20, 1, levels=(1, 6))
     assert [c["codec"] for c in codecs] == ["isal.igzip", "zlib"]
     assert all(c["us_per_frame"] > 0 and 0 < c["ratio"] < 0.1 for c in codecs)
+
+
+def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
+    """``python -m collect.compare``: 0 for the same episodes stored in other shards; 1 naming what
+    differs (settings, an episode's attribute or values, episodes on one side only); 2 for a path
+    that is not a dataset."""
+    make_dataset(tmp_path / "a", episodes=3, max_steps=30, shard_episodes=1)
+    make_dataset(tmp_path / "b", episodes=4, max_steps=30, shard_episodes=4)  # other shards, one more
+    make_dataset(tmp_path / "c", episodes=3, max_steps=30, seed=4)
+    assert compare(tmp_path / "a", tmp_path / "b") == ["1 episode(s) only in B: [3]"]
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "a")]) == 0
+    assert "the same episodes" in capsys.readouterr().out
+    diffs = compare(tmp_path / "a", tmp_path / "c")
+    assert diffs[0] == "settings: seed 3 != 4"
+    assert any(d.startswith("episode 0: attribute 'seed'") for d in diffs)
+    assert any(d.startswith("episode 0: observations: ") for d in diffs)
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "c"), "--max", "2"]) == 1
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    # one episode's stored rewards changed in place: named, and nothing else is
+    with h5py.File(next((tmp_path / "b").glob("shard-*.h5")), "r+") as f:
+        f["episode_1/rewards"][0] += 1.0
+    assert compare(tmp_path / "a", tmp_path / "b") == ["1 episode(s) only in B: [3]",
+                                                       "episode 1: rewards: the values differ"]
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "not a dataset (no metadata.json)" in capsys.readouterr().err
