@@ -31,14 +31,15 @@ it. ``crc32`` (an episode attribute) covers the episode's compressed chunks in d
 Determinism: the same settings give the same shards, cut at the same episodes, holding the same
 arrays and attributes, whichever process wrote them. At zlib levels (4-9) the files are
 byte-identical too (no timestamps; the same objects in the same order). At igzip levels (1-3, the
-default) they usually are, but not always: once in CI and once in ~140 collections here under CPU
-load, a shard writer helper stored one episode's frame chunks as different igzip streams of the same
-bytes (other match choices in a chunk's first ~600 bytes), so that shard's ``crc32``, size and
-sha256 differed while every decoded array was equal. Re-compressing the decoded bytes gave the usual
-stream, and 6M igzip calls under load, from shared memory with concurrent writes beside the input,
-never differed; the cause is not pinned down. Compare datasets by content (``python -m
-collect.compare A B``), or collect at ``--level 4`` when byte-identical files matter. A shard's sha256
-checks that file either way.
+default) they usually are, but not always: in CI (stop 23) one shard's bytes differed between two
+runs while every decoded array was equal. Measured here under CPU load: in about 1 of 300 fresh
+processes, igzip codes some chunks as another valid stream (other match choices, the same decoded
+bytes), and again on the next calls in that process; all 7 such processes of 1,000 pinned to one
+vCPU or the other ran on vCPU 0. ISA-L's stateless API (called through ctypes, its work buffers
+full of random bytes) did the same. It never happened without load, nor in 6M calls by two
+long-running processes under load. The cause is not pinned down. Compare datasets by content
+(``python -m collect.compare A B``), or collect at ``--level 4`` when byte-identical files matter.
+A shard's sha256 checks that file either way.
 """
 from __future__ import annotations
 
