@@ -51,4 +51,3 @@ def assert_state_equal(stored: dict, live: dict):
     assert set(stored) == set(live)
     for k, v in live.items():
         np.testing.assert_array_equal(stored[k], np.asarray(v), err_msg=k)
-
