@@ -6,21 +6,24 @@ default codec, has coded the same bytes as two different valid streams ("Determi
 ``collect/writer.py``), so two runs of one collection can store identical episodes in shards whose
 sha256 differ. The ``crc32`` attribute, a checksum of those compressed bytes, is left out for the
 same reason. The metadata's ``settings`` are compared too (a difference there is reported first).
+A dataset collected in slices (``--shard I/N``) is read whole, as ``open_dataset`` reads it.
 
 Exit status: 0 the same, 1 different (the first differences are listed), 2 usage error.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from collect import meta as meta_mod
 from collect.cli import summary
+from collect.dataset import Dataset, DatasetError, open_dataset
 
 PROG = "python -m collect.compare"
 #: attributes that depend on the compressed bytes, not on the episode
@@ -31,19 +34,20 @@ class CompareError(ValueError):
     """A path that is not a readable dataset."""
 
 
-def _metadata(root: Path) -> dict:
-    path = root / "metadata.json"
-    if not path.is_file():
-        raise CompareError(f"{root}: not a dataset (no metadata.json)")
+def _open(path: Path) -> Dataset:
+    """``open_dataset`` (every ``metadata*.json`` part merged); its warnings about missing shards
+    are left to ``python -m collect.verify``: a missing shard shows here as episodes on one side."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise CompareError(f"{path}: unreadable ({e})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return open_dataset(path)
+    except DatasetError as e:
+        raise CompareError(str(e)) from None
 
 
-def _episode_files(root: Path, meta: dict) -> dict[int, Path]:
-    """Episode index → the shard file that holds it, as the metadata lists them."""
-    return {int(i): root / s["file"] for s in meta.get("shards", []) for i in s["episodes"]}
+def _episode_files(ds: Dataset) -> dict[int, str]:
+    """Episode index → the shard file that holds it."""
+    return dict(zip(ds.table["index"].tolist(), ds.table["shard"].tolist()))
 
 
 def _attrs(obj) -> dict:
@@ -97,40 +101,28 @@ def _attr_pairs(a, b) -> Iterator[tuple[str, tuple]]:
 def compare(a: str | Path, b: str | Path, limit: int | None = None) -> list[str]:
     """The differences between datasets ``a`` and ``b`` (empty: the same episodes), at most
     ``limit`` of them. Raises :class:`CompareError` for a path that is not a dataset."""
-    ra, rb = Path(a), Path(b)
-    meta_a, meta_b = _metadata(ra), _metadata(rb)
-    out: list[str] = []
-    sa, sb = meta_a.get("settings") or {}, meta_b.get("settings") or {}
-    for key in sorted(set(sa) | set(sb)):
-        if sa.get(key) != sb.get(key):
-            out.append(f"settings: {key} {sa.get(key)!r} != {sb.get(key)!r}")
-    files_a, files_b = _episode_files(ra, meta_a), _episode_files(rb, meta_b)
+    da, db = _open(Path(a)), _open(Path(b))
+    out = [f"settings: {d}" for d in meta_mod.settings_diff(da.metadata["settings"], db.metadata["settings"])]
+    files_a, files_b = _episode_files(da), _episode_files(db)
     for side, only in (("A", set(files_a) - set(files_b)), ("B", set(files_b) - set(files_a))):
         only = sorted(only)
         if only:
             out.append(f"{len(only)} episode(s) only in {side}: {only[:10]}{' …' if len(only) > 10 else ''}")
-    opened: dict[Path, h5py.File] = {}
-
-    def group(path: Path, index: int) -> h5py.Group:
-        if path not in opened:
-            try:
-                opened[path] = h5py.File(path, "r")
-            except OSError as e:
-                raise CompareError(f"{path}: cannot open ({e})") from None
-        return opened[path][f"episode_{index}"]
-
     try:
         for index in sorted(set(files_a) & set(files_b)):
             if limit is not None and len(out) >= limit:
                 break
             try:
-                ga, gb = group(files_a[index], index), group(files_b[index], index)
+                ga = da.files.get(files_a[index])[f"episode_{index}"]
+                gb = db.files.get(files_b[index])[f"episode_{index}"]
+            except DatasetError as e:
+                raise CompareError(str(e)) from None
             except KeyError as e:
                 raise CompareError(f"episode {index}: listed in the metadata but not stored ({e})") from None
             out.extend(f"episode {index}: {d}" for d in compare_episode(ga, gb))
     finally:
-        for f in opened.values():
-            f.close()
+        da.files.close()
+        db.files.close()
     return out if limit is None else out[:limit]
 
 

@@ -202,9 +202,9 @@ def test_bench_plumbing(tmp_path):
 
 
 def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
-    """``python -m collect.compare``: 0 for the same episodes stored in other shards; 1 naming what
-    differs (settings, an episode's attribute or values, episodes on one side only); 2 for a path
-    that is not a dataset."""
+    """``python -m collect.compare``: 0 for the same episodes stored in other shards or slices; 1
+    naming what differs (settings, an episode's attribute or values, episodes on one side only); 2
+    for a path that is not a dataset."""
     make_dataset(tmp_path / "a", episodes=3, max_steps=30, shard_episodes=1)
     make_dataset(tmp_path / "b", episodes=4, max_steps=30, shard_episodes=4)  # other shards, one more
     make_dataset(tmp_path / "c", episodes=3, max_steps=30, seed=4)
@@ -212,7 +212,7 @@ def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
     assert compare_main([str(tmp_path / "a"), str(tmp_path / "a")]) == 0
     assert "the same episodes" in capsys.readouterr().out
     diffs = compare(tmp_path / "a", tmp_path / "c")
-    assert diffs[0] == "settings: seed 3 != 4"
+    assert diffs[0] == "settings: seed: 3 vs 4"
     assert any(d.startswith("episode 0: attribute 'seed'") for d in diffs)
     assert any(d.startswith("episode 0: observations: ") for d in diffs)
     assert compare_main([str(tmp_path / "a"), str(tmp_path / "c"), "--max", "2"]) == 1
@@ -222,5 +222,12 @@ def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
         f["episode_1/rewards"][0] += 1.0
     assert compare(tmp_path / "a", tmp_path / "b") == ["1 episode(s) only in B: [3]",
                                                        "episode 1: rewards: the values differ"]
+    # a dataset collected in two slices (two metadata parts in one directory) is read whole
+    for i in range(2):
+        make_dataset(tmp_path / "sliced", episodes=3, max_steps=30, shard_episodes=1, shard=f"{i}/2")
+    assert compare(tmp_path / "a", tmp_path / "sliced") == []
     assert compare_main([str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
-    assert "not a dataset (no metadata.json)" in capsys.readouterr().err
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "empty")]) == 2
+    assert "not a collected dataset" in capsys.readouterr().err
