@@ -370,6 +370,27 @@ def test_dynamics_shapes_and_loss():
     assert all(p.grad is None for p in tok.parameters())
 
 
+
+def test_patch_order_round_trips_and_matches_the_embedding():
+    """Generation samples codes in the head's patch order (no copy of the logits); the reorder must be
+    the one ``embed`` and ``unpatch`` use, and exactly invertible."""
+    cfg = micro_cfg()
+    dyn = Dynamics(cfg.dynamics, cfg.action_space)
+    h, w = cfg.dynamics.grid
+    x = torch.arange(2 * h * w).view(2, h, w)
+    patches = dyn.to_patches(x)  # (B, P, p·p)
+    assert patches.shape == (2, dyn.P, dyn.p ** 2)
+    assert torch.equal(dyn.from_patches(patches), x)
+    assert patches[0, 1].tolist() == x[0, :2, 2:4].flatten().tolist()  # position (0, 1): rows 0-1, cols 2-3
+    logits = torch.randn(2, dyn.P, dyn.p ** 2 * dyn.V)
+    assert torch.equal(dyn.unpatch(logits), dyn.from_patches(logits.view(2, dyn.P, dyn.p ** 2, dyn.V)))
+    # embed merges the same p×p codes into a position: a code moved within its patch changes only it
+    tokens = torch.zeros(1, 1, h, w, dtype=torch.long)
+    moved = tokens.clone()
+    moved[0, 0, 1, 3] = 5
+    changed = (dyn.embed(tokens) != dyn.embed(moved)).any(-1)[0, 0]  # (P,)
+    assert changed.nonzero().flatten().tolist() == [1]
+
 def test_loss_of_a_sample_does_not_depend_on_the_batch():
     """All randomness of sample i comes from seeds[i]: the basis of the DDP equality."""
     torch.manual_seed(0)

@@ -223,10 +223,19 @@ class Dynamics(nn.Module):
 
     def unpatch(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, P, p·p·V) -> (B, h, w, V)."""
-        B = logits.shape[0]
-        p = self.p
-        x = logits.view(B, self.Hp, self.Wp, p, p, self.V).permute(0, 1, 3, 2, 4, 5)  # (B, Hp, p, Wp, p, V)
-        return x.reshape(B, self.Hp * p, self.Wp * p, self.V)
+        return self.from_patches(logits.view(logits.shape[0], self.P, self.p * self.p, self.V))
+
+    def to_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-code values (B, h, w, ...) -> the head's order (B, P, p·p, ...)."""
+        B, p = x.shape[0], self.p
+        x = x.view(B, self.Hp, p, self.Wp, p, *x.shape[3:]).transpose(2, 3)  # (B, Hp, Wp, p, p, ...)
+        return x.reshape(B, self.P, p * p, *x.shape[5:])
+
+    def from_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's order (B, P, p·p, ...) -> per-code values (B, h, w, ...)."""
+        B, p = x.shape[0], self.p
+        x = x.view(B, self.Hp, self.Wp, p, p, *x.shape[3:]).transpose(2, 3)  # (B, Hp, p, Wp, p, ...)
+        return x.reshape(B, self.Hp * p, self.Wp * p, *x.shape[5:])
 
     # -------------------------------------------------------------- attention layout
     def _layout(self, n_cache: int, with_ctx: bool, with_query: bool, device) -> tuple[torch.Tensor, ...]:
@@ -310,10 +319,15 @@ class Dynamics(nn.Module):
         n = keep_frames * P
         return [(k[:, :, -n:], v[:, :, -n:]) for k, v in cache]
 
-    def _heads(self, hq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Query hidden (B, P, d) -> logits (B, h, w, V), reward (B,), termination logit (B,)."""
+    def _heads(self, hq: torch.Tensor, unpatch: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query hidden (B, P, d) -> logits (B, h, w, V) (``unpatch=False``: in the head's order,
+        (B, P, p·p, V)), reward (B,), termination logit (B,)."""
         scal = self.scalar_head(hq.mean(1))  # (B, 2)
-        return self.unpatch(self.head(hq)), scal[:, 0], scal[:, 1]
+        logits = self.head(hq)
+        if unpatch:
+            return self.unpatch(logits), scal[:, 0], scal[:, 1]
+        return logits.view(hq.shape[0], self.P, self.p * self.p, self.V), scal[:, 0], scal[:, 1]
 
     # -------------------------------------------------------------- teacher-forced forward
     def forward(self, context_tokens, query_tokens, actions, prev_known, noise_level) -> DynamicsOutput:
@@ -570,9 +584,13 @@ class Dynamics(nn.Module):
                 hq, _ = self._pass(q, state.memory, state.cache, state.frames, False, True)
                 hq = hq[:, : self.P]
                 state.passes += 1
-            logits, reward, term = self._heads(hq)
+            # sampled in the head's patch order: per-code arithmetic, so only the codes and their
+            # confidences are reordered, not the (B, h, w, V) logits (a copy as large as the head)
+            logits, reward, term = self._heads(hq, unpatch=False)
             masked = tokens == self.V
-            sampled, conf = sampling.sample_codes(logits.float(), temperature, top_k, u[:, s - 1, 0])
+            sampled, conf = sampling.sample_codes(logits.float(), temperature, top_k,
+                                                  self.to_patches(u[:, s - 1, 0]))
+            sampled, conf = self.from_patches(sampled), self.from_patches(conf)
             tokens = torch.where(masked, sampled, tokens)
             conf = conf.masked_fill(~masked, float("inf"))  # committed codes stay
             remain = int(math.floor(n * math.cos(math.pi / 2 * s / steps)))  # codes left masked
@@ -593,8 +611,9 @@ class Dynamics(nn.Module):
     def _unsure_left(self, logits, masked, remain: int, passes_left: int) -> torch.Tensor:
         """The ``adaptive`` schedule: how many codes per row stay masked after this pass (B,), a
         tensor so that rows differ without a host sync. Unsure = masked with p(most likely) <
-        ``maskgit_confidence``; a share passes_left / (passes_left + 1) of them stays masked."""
-        p_max = logits.float().softmax(-1).amax(-1)  # (B, h, w)
+        ``maskgit_confidence``; a share passes_left / (passes_left + 1) of them stays masked.
+        logits (B, P, p·p, V), in the head's order."""
+        p_max = self.from_patches(logits.float().softmax(-1).amax(-1))  # (B, h, w)
         unsure = (masked & (p_max < self.cfg.maskgit_confidence)).flatten(1).sum(1)
         keep = torch.div(unsure * passes_left, passes_left + 1, rounding_mode="floor")
         return keep.clamp_max(remain)

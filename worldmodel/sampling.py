@@ -67,17 +67,21 @@ def gumbel(u: torch.Tensor) -> torch.Tensor:
 def sample_codes(logits: torch.Tensor, temperature: float, top_k: int | None, u: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (..., V), uniforms u (...) -> (sampled code, its log-probability), each (...).
-    Temperature 0 = argmax (u unused); top_k keeps only the k most likely codes."""
+    Temperature 0 = argmax (u unused); top_k keeps only the k most likely codes.
+
+    Why one softmax and no log-softmax over the vocabulary: this runs on every code of every MaskGIT
+    pass (256 × 512 values per frame at 64×64), and on a CPU each full sweep over those values costs
+    about as much as a transformer layer. A code's log-probability is needed only for the sampled code."""
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if temperature <= 0:
         conf, idx = logits.log_softmax(-1).max(-1)
         return idx, conf
-    logp = (logits / temperature).log_softmax(-1)
-    cdf = logp.exp().cumsum(-1)  # (..., V)
+    probs = (logits if temperature == 1 else logits / temperature).softmax(-1)
+    cdf = probs.cumsum(-1)  # (..., V)
     # right=True: the first code whose cumulative mass exceeds u·total, so a zero-probability code
     # (top-k) is never picked, even at u = 0
     target = (u.clamp_max(1 - 1e-6) * cdf[..., -1]).unsqueeze(-1).contiguous()
-    idx = torch.searchsorted(cdf.contiguous(), target, right=True)[..., 0].clamp_max(logits.shape[-1] - 1)
-    return idx, logp.gather(-1, idx[..., None])[..., 0]
+    idx = torch.searchsorted(cdf, target, right=True)[..., 0].clamp_max(logits.shape[-1] - 1)
+    return idx, probs.gather(-1, idx[..., None])[..., 0].log()
