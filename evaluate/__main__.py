@@ -30,8 +30,8 @@ class Args:
     env: str = _arg("WorldGym/BouncingBalls-v0", "scene id, or several separated by commas")
     all_scenes: bool = _arg(False, "evaluate every scene in envs.SCENE_IDS (overrides --env)")
     predictor: str = _arg("copy-last", "predictor spec(s), comma-separated: real, real-perturbed, "
-                          "real-redrawn, copy-last, corrupt:NAME, checkpoint:PATH[@T], tokenizer:PATH; "
-                          "the reference rows are always added")
+                          "real-redrawn, copy-last, corrupt:NAME, checkpoint:PATH[@T[:SCHEDULE][:PASSES]], "
+                          "tokenizer:PATH; the reference rows are always added")
     episodes: int = _arg(32, "episodes per scene and predictor")
     horizon: int = _arg(32, "future frames predicted per rollout (T)")
     context: int = _arg(4, "real context frames given to the predictor (k)")

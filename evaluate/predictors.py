@@ -22,7 +22,8 @@ it, the built-in ``real`` predictors need it to rebuild the scene. Built in:
 ``corrupt:NAME``    ``real`` with one of ``evaluate.corrupt.CORRUPTIONS`` applied (the self-test)
 ``checkpoint:PATH`` a trained world model run folder: ``worldmodel.load(PATH).generate(…)``;
 ``checkpoint:PATH@T`` samples at temperature T (default 1; 0 = argmax), ``checkpoint:PATH@T:SCHEDULE``
-also with the MaskGIT commit schedule SCHEDULE (``cosine`` or ``adaptive``; default: the checkpoint's)
+also with the MaskGIT commit schedule SCHEDULE (``cosine`` or ``adaptive``), ``…@T:N`` with N passes
+per frame (both: ``@T:SCHEDULE:N``; default: the checkpoint's)
 ``tokenizer:PATH``  ``real`` passed through a run's tokenizer (encode, decode): the ceiling of any
                     dynamics on those codes, and the tokenizer's bar (objects found in reconstructions)
 ==================  ============================================================================
@@ -129,14 +130,17 @@ class WorldModelPredictor:
     match the suite's (``--width/--height``); ``run_suite`` checks the returned shape.
     """
 
-    def __init__(self, path: str, model, temperature: float = 1.0, schedule: str | None = None):
+    def __init__(self, path: str, model, temperature: float = 1.0, schedule: str | None = None,
+                 passes: int | None = None):
         self.name, self.model, self.temperature = f"checkpoint:{path}", model, temperature
-        self.schedule = schedule
+        self.schedule, self.passes = schedule, passes
 
     def predict(self, context_frames, context_actions, future_actions, num_samples, episodes=None):
         seed = int(episodes[0].seed) if episodes else 0
         ca = np.asarray(context_actions)
         extra = {} if self.schedule is None else {"schedule": self.schedule}
+        if self.passes is not None:
+            extra["maskgit_steps"] = self.passes
         out = self.model.generate(context_frames, np.asarray(future_actions),
                                   horizon=np.shape(future_actions)[1], num_samples=num_samples,
                                   temperature=self.temperature, seed=seed,
@@ -186,12 +190,12 @@ def _tokenizer(path: str) -> Predictor:
 
 def _checkpoint(arg: str) -> Predictor:
     """``checkpoint:PATH`` samples at temperature 1; ``checkpoint:PATH@T`` at temperature T (0 = argmax);
-    ``checkpoint:PATH@T:SCHEDULE`` with that MaskGIT schedule (``cosine``, ``adaptive``)."""
-    path, temperature, schedule = arg, 1.0, None
+    after T, ``:SCHEDULE`` (``cosine``, ``adaptive``) and ``:N`` (MaskGIT passes per frame), in either
+    order, e.g. ``checkpoint:runs/bb@1:adaptive:4``; the checkpoint's own settings otherwise."""
+    path, temperature, schedule, passes = arg, 1.0, None, None
     if "@" in arg:
-        path, _, t = arg.rpartition("@")
-        t, _, schedule = t.partition(":")
-        schedule = schedule or None
+        path, _, spec = arg.rpartition("@")
+        t, *options = spec.split(":")
         try:
             temperature = float(t)
         except ValueError:
@@ -199,6 +203,11 @@ def _checkpoint(arg: str) -> Predictor:
                              f"got {t!r}") from None
         if temperature < 0:
             raise ValueError(f"checkpoint:{arg}: the temperature must be >= 0")
+        for option in filter(None, options):
+            if option.isdigit():
+                passes = int(option)
+            else:
+                schedule = option
     try:
         import worldmodel
     except ImportError as e:
@@ -210,12 +219,16 @@ def _checkpoint(arg: str) -> Predictor:
     if not hasattr(worldmodel, "load"):
         raise RuntimeError("worldmodel has neither load_predictor(path) nor load(path) yet")
     model = worldmodel.load(path, device=_torch_device())
-    if schedule is not None:
-        try:
+    try:
+        if schedule is not None:
             model.dynamics.check_schedule(schedule)
-        except ValueError as e:
-            raise ValueError(f"checkpoint:{arg}: {e}") from None
-    pred = WorldModelPredictor(path, model, temperature, schedule)
+        if passes == 0:  # check_steps reads 0 as "the config's"; here it is a typo
+            raise ValueError(f"steps must be in [1, codes per frame], got {passes}")
+        if passes is not None:
+            model.dynamics.check_steps(passes)
+    except ValueError as e:
+        raise ValueError(f"checkpoint:{arg}: {e}") from None
+    pred = WorldModelPredictor(path, model, temperature, schedule, passes)
     pred.name = f"checkpoint:{arg}"
     return pred
 

@@ -199,7 +199,7 @@ def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
             DreamEnv(run, **kw)
 
 
-def test_evaluate_checkpoint_spec_takes_a_schedule(run):
+def test_evaluate_checkpoint_spec_takes_a_schedule_and_passes(run):
     from evaluate.predictors import make_predictor
 
     pred = make_predictor(f"checkpoint:{run}@0.5:adaptive")
@@ -207,6 +207,20 @@ def test_evaluate_checkpoint_spec_takes_a_schedule(run):
     assert make_predictor(f"checkpoint:{run}@1").schedule is None  # the checkpoint's own
     with pytest.raises(ValueError, match="schedule must be one of"):
         make_predictor(f"checkpoint:{run}@1:linear")
+    # and the MaskGIT passes per frame, in either order; used by generate
+    pred = make_predictor(f"checkpoint:{run}@0:1:adaptive")
+    assert (pred.temperature, pred.schedule, pred.passes) == (0.0, "adaptive", 1)
+    assert make_predictor(f"checkpoint:{run}@1").passes is None
+    with pytest.raises(ValueError, match="steps must be in"):
+        make_predictor(f"checkpoint:{run}@1:0")
+    calls = []
+    original = pred.model.dynamics.predict_with
+    pred.model.dynamics.predict_with = lambda state, action, u, *a: calls.append(u.shape[1]) or \
+        original(state, action, u, *a)
+    h, w = pred.model.cfg.tokenizer.height, pred.model.cfg.tokenizer.width
+    context, no_actions = np.zeros((1, 2, h, w, 3), np.uint8), np.zeros((1, 1), np.int64)
+    pred.predict(context, no_actions, np.zeros((1, 2), np.int64), 1)
+    assert calls == [1, 1]
 
 
 # ---------------------------------------------------------------------- vector env
