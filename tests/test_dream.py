@@ -194,7 +194,8 @@ def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
         DreamEnv(tmp_path / "empty")
     for kw, message in [({"horizon": 0}, "horizon"), ({"context": 0}, "context"),
                         ({"temperature": -1.0}, "temperature"), ({"termination": "maybe"}, "termination"),
-                        ({"schedule": "linear"}, "schedule must be None .* or one of")]:
+                        ({"schedule": "linear"}, "schedule must be None .* or one of"),
+                        ({"passes": 0}, "passes must be None .* or an integer >= 1")]:
         with pytest.raises(ValueError, match=message):
             DreamEnv(run, **kw)
 
@@ -226,6 +227,19 @@ def test_evaluate_checkpoint_spec_takes_a_schedule_and_passes(run):
 # ---------------------------------------------------------------------- vector env
 # context 2 < K: freshly reset dreams step in their own group first; "adaptive": each row's count of
 # codes left masked is its own (a tensor per row), which must not couple the rows either
+def test_dream_env_takes_the_passes_per_frame(run):
+    seen = []
+    env = DreamEnv(run, horizon=5, passes=1)
+    dyn = env.core.model.dynamics
+    original = dyn.predict_with
+    dyn.predict_with = lambda state, action, u, *a: seen.append(u.shape[1]) or original(state, action, u, *a)
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(0)
+    assert seen == [1, 1, 1]
+    assert DreamEnv(run, horizon=5).core.passes == dyn.cfg.maskgit_steps  # the checkpoint's
+
+
 @pytest.mark.parametrize("context,schedule", [(4, None), (2, None), (4, "adaptive")])
 def test_batched_dreams_equal_dreams_alone(run, context, schedule):
     N, T = 3, 14

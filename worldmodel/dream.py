@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="MaskGIT commit schedule (default: the checkpoint's); adaptive: every sure code at "
                         "once, the unsure ones spread over the passes (better sampled rollouts, README)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="MaskGIT passes per frame (default: the checkpoint's; more: slower, "
+                        "sharper at T > 0)")
     p.add_argument("--context", type=int, default=4, help="real frames the dream starts from")
     p.add_argument("--seed", type=int, default=0, help="first episode's seed (later ones follow from it)")
     p.add_argument("--fps", type=float, default=None, help="pace (default: the scene's; 0 = unpaced)")
@@ -62,7 +65,8 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     env = DreamEnv(args.checkpoint, temperature=args.temperature, context=args.context, horizon=10**9,
-                   device=args.device, top_k=args.top_k, termination=args.termination, schedule=args.schedule)
+                   device=args.device, top_k=args.top_k, termination=args.termination, schedule=args.schedule,
+                   passes=args.passes)
     real = env.core.real if args.side_by_side else None  # the scene the dream's contexts come from
     keys = env.core.real.unwrapped.get_keys_to_action()
     if args.policy == "keys":

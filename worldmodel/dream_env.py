@@ -3,6 +3,7 @@ trained world model instead of the physics.
 
     env = gym.make("WorldGym/Dream-v0", checkpoint="runs/bb", temperature=1.0, context=4, horizon=200)
     env = gym.make("WorldGym/Dream-v0", checkpoint="runs/bb", schedule="adaptive")  # see dynamics.py
+    env = gym.make("WorldGym/Dream-v0", checkpoint="runs/bb", passes=4)  # MaskGIT passes per frame
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
@@ -51,7 +52,7 @@ TERMINATION_MODES = ("sample", "threshold", "off")
 
 
 def check_settings(temperature: float, context: int, horizon: int, top_k: int | None, termination: str,
-                   schedule: str | None = None):
+                   schedule: str | None = None, passes: int | None = None):
     if not (isinstance(context, (int, np.integer)) and context >= 1):
         raise ValueError(f"context must be an integer >= 1, got {context!r}")
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
@@ -64,6 +65,8 @@ def check_settings(temperature: float, context: int, horizon: int, top_k: int | 
         raise ValueError(f"termination must be one of {TERMINATION_MODES}, got {termination!r}")
     if schedule is not None and schedule not in SCHEDULES:
         raise ValueError(f"schedule must be None (the checkpoint's) or one of {SCHEDULES}, got {schedule!r}")
+    if passes is not None and not (isinstance(passes, (int, np.integer)) and passes >= 1):
+        raise ValueError(f"passes must be None (the checkpoint's) or an integer >= 1, got {passes!r}")
 
 
 def terminate(mode: str, p: float, rng: np.random.Generator) -> bool:
@@ -220,7 +223,7 @@ class DreamCore:
 
     def __init__(self, checkpoint, num_rows: int, *, temperature: float, context: int, top_k: int | None,
                  device: str | torch.device = "auto", cuda_graph: bool = False, compile: bool = False,
-                 schedule: str | None = None):
+                 schedule: str | None = None, passes: int | None = None):
         self.device = resolve_device(device)
         self.model = load_model(checkpoint, self.device)
         self.graph = step_graph(self.model, cuda_graph, compile)
@@ -233,6 +236,7 @@ class DreamCore:
         self.render_fps = self.real.metadata.get("render_fps", 30)
         self.n, self.temperature, self.context, self.top_k = num_rows, float(temperature), int(context), top_k
         self.schedule = self.model.dynamics.check_schedule(schedule)
+        self.passes = self.model.dynamics.check_steps(passes)  # MaskGIT passes per frame
         self.K, self.P = self.cfg.dynamics.context, self.model.dynamics.P
         self.groups: list[_Group] = []
 
@@ -318,12 +322,12 @@ class DreamCore:
         for g in self.groups:
             a = self.model.prepare_actions(actions[g.rows])
             if self._graph_ready(g):
-                u = self.model.dynamics.frame_uniforms(len(g.rows), None, g.gens, self.device)
+                u = self.model.dynamics.frame_uniforms(len(g.rows), self.passes, g.gens, self.device)
                 self.graph.load(g.state)
                 _, f, r, p = self.graph.step(g.state, a, u, self.temperature, self.top_k, self.schedule)
             else:
-                tokens, r, p = self.model.dynamics.predict(g.state, a, None, self.temperature, self.top_k,
-                                                           g.gens, self.schedule)
+                tokens, r, p = self.model.dynamics.predict(g.state, a, self.passes, self.temperature,
+                                                           self.top_k, g.gens, self.schedule)
                 f = self._decode(tokens)
             frames[g.rows] = f.cpu().numpy()
             rewards[g.rows], probs[g.rows] = r.cpu().numpy(), p.cpu().numpy()
@@ -380,13 +384,14 @@ class DreamEnv(gym.Env):
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module, temperature: float = 1.0,
                  context: int = 4, horizon: int = 200, device: str = "auto", render_mode: str | None = None,
                  top_k: int | None = None, termination: str = "sample", cuda_graph: bool = False,
-                 compile: bool = False, schedule: str | None = None):
-        check_settings(temperature, context, horizon, top_k, termination, schedule)
+                 compile: bool = False, schedule: str | None = None, passes: int | None = None):
+        check_settings(temperature, context, horizon, top_k, termination, schedule, passes)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
         self.core = DreamCore(checkpoint, 1, temperature=temperature, context=context, top_k=top_k,
-                              device=device, cuda_graph=cuda_graph, compile=compile, schedule=schedule)
+                              device=device, cuda_graph=cuda_graph, compile=compile, schedule=schedule,
+                              passes=passes)
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
         self.metadata = {**self.metadata, "render_fps": self.core.render_fps}

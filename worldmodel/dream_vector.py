@@ -43,18 +43,20 @@ class DreamVectorEnv(VectorEnv):
     def __init__(self, checkpoint: str | os.PathLike | torch.nn.Module, num_envs: int, *,
                  temperature: float = 1.0, context: int = 4, horizon: int = 200, device: str = "auto",
                  top_k: int | None = None, termination: str = "sample", render_mode: str | None = None,
-                 cuda_graph: bool = False, compile: bool = False, schedule: str | None = None):
+                 cuda_graph: bool = False, compile: bool = False, schedule: str | None = None,
+                 passes: int | None = None):
         """cuda_graph, compile: step the batch as one captured CUDA graph, torch.compile'd with compile
         (CUDA only; see :class:`~worldmodel.dream_env.DreamCore`). schedule: the MaskGIT commit
-        schedule, "cosine" or "adaptive" (None: the checkpoint's; see ``worldmodel.dynamics``)."""
-        check_settings(temperature, context, horizon, top_k, termination, schedule)
+        schedule, "cosine" or "adaptive" (None: the checkpoint's; see ``worldmodel.dynamics``);
+        passes: MaskGIT passes per frame (None: the checkpoint's ``maskgit_steps``)."""
+        check_settings(temperature, context, horizon, top_k, termination, schedule, passes)
         if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.core = DreamCore(checkpoint, int(num_envs), temperature=temperature, context=context,
                               top_k=top_k, device=device, cuda_graph=cuda_graph, compile=compile,
-                              schedule=schedule)
+                              schedule=schedule, passes=passes)
         self.num_envs, self.horizon, self.termination = int(num_envs), int(horizon), termination
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.core.render_fps}
