@@ -82,6 +82,16 @@ def _check_export(run, shipped, model):
     assert size(shipped) < 0.6 * size(run)
     with pytest.raises(FileExistsError, match="--overwrite"):
         export.export(run, shipped)
+    # --passes sets the copy's generation passes (every config in it), and the card says so
+    assert small.cfg.dynamics.maskgit_steps == 2  # the run's (_args)
+    export.main([str(run), "--out", str(shipped), "--overwrite", "--passes", "1"])
+    for cfg in [shipped / "config.json", *shipped.glob("*/config.json")]:
+        assert json.loads(cfg.read_text())["dynamics"]["maskgit_steps"] == 1, cfg
+    assert worldmodel.load(shipped).cfg.dynamics.maskgit_steps == 1
+    assert "1 passes per frame" in (shipped / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="passes must be in"):
+        export.export(run, shipped, overwrite=True, passes=0)
+    assert worldmodel.load(shipped).cfg.dynamics.maskgit_steps == 1  # a refused export loses nothing
 
 
 def test_resume_continues_the_step_count_bit_exactly(tmp_path):

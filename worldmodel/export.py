@@ -28,10 +28,17 @@ CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "persis
 
 
 def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_reports=(),
-           overwrite: bool = False, note: str = "") -> Path:
-    """Writes the shippable copy of ``run`` to ``out``; ``eval_reports``: evaluate report.json paths."""
+           overwrite: bool = False, note: str = "", passes: int | None = None) -> Path:
+    """Writes the shippable copy of ``run`` to ``out``; ``eval_reports``: evaluate report.json paths.
+    ``passes``: the MaskGIT passes per frame the copy generates with (its config's ``maskgit_steps``;
+    None keeps the run's). A generation setting: measure it (``checkpoint:RUN@T:N`` in evaluate)
+    before shipping it."""
     run, out = Path(run), Path(out)
     cfg = load_config(run)
+    if passes is not None:
+        if not 1 <= passes <= cfg.dynamics.grid[0] * cfg.dynamics.grid[1]:
+            raise ValueError(f"passes must be in [1, codes per frame], got {passes}")
+        cfg.dynamics.maskgit_steps = int(passes)
     for stage in STAGES:
         if not (run / stage / "model.safetensors").exists():
             raise FileNotFoundError(f"{run}: no {stage} checkpoint (train it first)")
@@ -48,14 +55,14 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
         weights = load_file(str(run / stage / "model.safetensors"))
         cast = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
         save_file(cast, str(tmp / stage / "model.safetensors"), metadata={"stage": stage, "dtype": dtype})
-        shutil.copy(run / stage / "config.json", tmp / stage / "config.json")
+        cfg.to_json(tmp / stage / "config.json")  # the run's, with the export's settings
         shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
         states[stage] = json.loads((run / stage / "train_state.json").read_text())
     cfg.to_json(tmp / "config.json")
     if isinstance(eval_reports, (str, Path)):
         eval_reports = [eval_reports]
     reports = [(str(p), json.loads(Path(p).read_text())) for p in eval_reports]
-    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note))
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note, passes))
     tmp.rename(out)
     return out
 
@@ -72,7 +79,7 @@ def _fmt(v) -> str:
 
 
 def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dtype: str, out: Path,
-               note: str = "") -> str:
+               note: str = "", passes: int | None = None) -> str:
     from worldmodel.model import WorldModel
 
     counts = WorldModel(cfg).num_parameters()
@@ -92,6 +99,7 @@ def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dt
     if cmds:
         lines += ["", "Made with (in order):", "", "```bash", *cmds,
                   f"python -m worldmodel.export {run} --out {out} --dtype {dtype}"
+                  + (f" --passes {passes}" if passes is not None else "")
                   + "".join(f" --eval {path}" for path, _ in reports), "```"]
     if reports:
         lines += ["", "## Measured (copied from the evaluation reports)"]
@@ -118,10 +126,12 @@ def main(argv=None) -> Path:
     p.add_argument("--dtype", default="float16", choices=sorted(DTYPES), help="storage type of the weights")
     p.add_argument("--eval", action="append", default=[], metavar="REPORT",
                    help="an evaluate report.json to copy the metrics from (repeatable)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="MaskGIT passes per frame the copy generates with (default: the run's)")
     p.add_argument("--note", default="", help="provenance for the card (where and on what data it trained)")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite, args.note)
+    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite, args.note, args.passes)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**20:.2f} MB)")
     return out
