@@ -222,8 +222,6 @@ def _checkpoint(arg: str) -> Predictor:
     try:
         if schedule is not None:
             model.dynamics.check_schedule(schedule)
-        if passes == 0:  # check_steps reads 0 as "the config's"; here it is a typo
-            raise ValueError(f"steps must be in [1, codes per frame], got {passes}")
         if passes is not None:
             model.dynamics.check_steps(passes)
     except ValueError as e:

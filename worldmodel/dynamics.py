@@ -537,11 +537,8 @@ class Dynamics(nn.Module):
         return None if query is None else h[:, self.P:]
 
     def check_steps(self, steps: int | None) -> int:
-        """MaskGIT passes per frame: ``steps`` or the config's, validated."""
-        steps = steps or self.cfg.maskgit_steps
-        if not 1 <= steps <= self.P * self.p * self.p:
-            raise ValueError(f"steps must be in [1, codes per frame], got {steps}")
-        return steps
+        """MaskGIT passes per frame: ``steps`` (None: the config's), validated."""
+        return check_passes(self.cfg, steps)
 
     def check_schedule(self, schedule: str | None = None) -> str:
         """The commit schedule: ``schedule`` or the config's, validated."""
@@ -617,6 +614,15 @@ class Dynamics(nn.Module):
         unsure = (masked & (p_max < self.cfg.maskgit_confidence)).flatten(1).sum(1)
         keep = torch.div(unsure * passes_left, passes_left + 1, rounding_mode="floor")
         return keep.clamp_max(remain)
+
+
+def check_passes(cfg: DynamicsConfig, passes: int | None, name: str = "steps") -> int:
+    """MaskGIT passes per frame: ``passes`` (None, not 0: ``cfg.maskgit_steps``), from 1 to the codes
+    of a frame. ``name``: the caller's word for it, in the error."""
+    passes = cfg.maskgit_steps if passes is None else passes
+    if not 1 <= passes <= cfg.grid[0] * cfg.grid[1]:
+        raise ValueError(f"{name} must be in [1, codes per frame], got {passes}")
+    return int(passes)
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:

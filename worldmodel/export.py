@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from worldmodel.checkpoint import STAGES, load_config
+from worldmodel.dynamics import check_passes
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "persistence@16", "pos_err",
@@ -36,9 +37,7 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
     run, out = Path(run), Path(out)
     cfg = load_config(run)
     if passes is not None:
-        if not 1 <= passes <= cfg.dynamics.grid[0] * cfg.dynamics.grid[1]:
-            raise ValueError(f"passes must be in [1, codes per frame], got {passes}")
-        cfg.dynamics.maskgit_steps = int(passes)
+        cfg.dynamics.maskgit_steps = check_passes(cfg.dynamics, passes, "passes")
     for stage in STAGES:
         if not (run / stage / "model.safetensors").exists():
             raise FileNotFoundError(f"{run}: no {stage} checkpoint (train it first)")
