@@ -119,7 +119,12 @@ def compare(a: str | Path, b: str | Path, limit: int | None = None) -> list[str]
                 raise CompareError(str(e)) from None
             except KeyError as e:
                 raise CompareError(f"episode {index}: listed in the metadata but not stored ({e})") from None
-            out.extend(f"episode {index}: {d}" for d in compare_episode(ga, gb))
+            try:
+                out.extend(f"episode {index}: {d}" for d in compare_episode(ga, gb))
+            except (OSError, RuntimeError) as e:  # h5py: a damaged chunk fails its filter or checksum
+                raise CompareError(f"episode {index} is unreadable in {Path(a) / files_a[index]} or "
+                                   f"{Path(b) / files_b[index]} ({e}); run python -m collect.verify on "
+                                   "both") from None
     finally:
         da.files.close()
         db.files.close()

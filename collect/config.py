@@ -41,7 +41,8 @@ class CollectArgs:
     shard: str = "0/1"
     """I/N: collect only episodes with index % N == I (for N machines or an array job)"""
     resume: bool = False
-    """continue an interrupted run in --out (settings must match)"""
+    """continue an interrupted run in --out (settings must match). This is also what a run without
+    the flag does: an existing dataset with the same settings is always continued, never redone"""
     overwrite: bool = False
     """delete the dataset in --out and start again"""
     shard_episodes: int = 64
@@ -105,6 +106,14 @@ def make_env(env_id: str, width: int, height: int, max_steps: int | None):
                     disable_env_checker=True, **kw)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a batch scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def registered_ids() -> list[str]:
     import envs
 
@@ -152,6 +161,16 @@ def resolve(args: CollectArgs) -> tuple[Plan, object, object]:
         raise CollectError("--resume and --overwrite exclude each other")
     if args.max_steps is not None and args.max_steps < 1:
         raise CollectError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.seed < 0:
+        raise CollectError(f"--seed must be >= 0, got {args.seed}")
+    if args.workers < 0:
+        raise CollectError(f"--workers must be >= 0 (0 = one per usable CPU), got {args.workers}")
+    for name in ("size", "width", "height"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CollectError(f"--{name} must be >= 1 pixel, got {value}")
+    if not args.shard_mb > 0:
+        raise CollectError(f"--shard-mb must be > 0, got {args.shard_mb}")
     slice_index, slices = parse_slice(args.shard)
     options = parse_options(args.options)
     width, height = args.width or args.size, args.height or args.size
@@ -172,7 +191,7 @@ def resolve(args: CollectArgs) -> tuple[Plan, object, object]:
     max_steps = args.max_steps or (env.spec.max_episode_steps if env.spec else None)
     if not max_steps:
         raise CollectError(f"{args.env} has no max_episode_steps: pass --max-steps")
-    workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    workers = args.workers if args.workers > 0 else usable_cpus()
     plan = Plan(env_id=args.env, width=width, height=height, options=options, policy=policy.spec,
                 seed=int(args.seed), max_steps=int(max_steps), episodes=int(args.episodes),
                 slice_index=slice_index, slices=slices, workers=workers,

@@ -211,10 +211,20 @@ class Dataset:
 
     # ------------------------------------------------------------------ subsets
     def subset(self, positions) -> Dataset:
-        positions = np.asarray(positions, np.int64)
+        """The episodes at ``positions`` (integer positions in this dataset, or a boolean mask of
+        ``len(self)``, e.g. ``ds.subset(ds.returns > 0)``)."""
+        positions = np.asarray(positions)
+        if positions.dtype == bool:
+            if positions.shape != (len(self),):
+                raise ValueError(f"a boolean mask must have shape ({len(self)},), got {positions.shape}")
+            positions = np.flatnonzero(positions)
+        elif positions.size == 0:
+            positions = positions.astype(np.int64)
+        elif not np.issubdtype(positions.dtype, np.integer):
+            raise TypeError(f"positions must be integers or a boolean mask, got dtype {positions.dtype}")
         return Dataset(self.root, self.metadata, {k: v[positions] for k, v in self.table.items()}, self.files)
 
-    def split(self, val: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+    def split(self, *, val: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
         """(train, val) by episode. Each episode gets a key from (seed, its collection index); the
         ``round(val * n)`` smallest keys go to val. Deterministic, and stable as a dataset grows:
         adding episodes moves few existing ones across the split."""

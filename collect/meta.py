@@ -28,6 +28,7 @@ from collect.writer import FORMAT, FORMAT_VERSION, atomic_write_json
 SEEDING = ("episode i: env seed, policy seed = SeedSequence([seed, i]).generate_state(2, uint64) >> 1 "
            "(collect.record.episode_seeds)")
 _PART_RE = re.compile(r"^metadata(?:-(\d+)of(\d+))?\.json$")
+_SHARD_NAME = re.compile(r"^shard-\d{8,}\.h5$")
 
 
 def metadata_name(slice_index: int, slices: int) -> str:
@@ -99,13 +100,48 @@ def read_parts(out_dir: str | Path) -> list[tuple[Path, dict]]:
             meta = json.loads(p.read_text())
         except (OSError, ValueError) as e:
             raise ValueError(f"{p}: unreadable metadata ({e})") from None
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{p}: not a {FORMAT} metadata file")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{p}: format version {meta['format_version']} is newer than this reader "
+        version = meta.get("format_version", 0)
+        if not isinstance(version, int):
+            raise ValueError(f"{p}: format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{p}: format version {version} is newer than this reader "
                              f"({FORMAT_VERSION}); update worldgym")
+        problem = _schema_problem(meta)
+        if problem:
+            raise ValueError(f"{p}: damaged metadata ({problem})")
         parts.append((p, meta))
     return parts
+
+
+#: The keys of one shard's record and their JSON types.
+_SHARD_KEYS = {"file": str, "sha256": str, "bytes": int, "episodes": list, "steps": list, "returns": list}
+_SETTINGS_KEYS = {"width": int, "height": int}
+
+
+def _schema_problem(meta: dict) -> str | None:
+    """What a hand-edited or damaged metadata file lacks that readers rely on (None if nothing)."""
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        return "'settings' must be an object"
+    for key, kind in _SETTINGS_KEYS.items():
+        if not isinstance(settings.get(key), kind):
+            return f"settings.{key} must be {kind.__name__}"
+    shards = meta.get("shards")
+    if not isinstance(shards, list):
+        return "'shards' must be a list"
+    for k, s in enumerate(shards):
+        if not isinstance(s, dict):
+            return f"shards[{k}] must be an object"
+        for key, kind in _SHARD_KEYS.items():
+            if not isinstance(s.get(key), kind):
+                return f"shards[{k}].{key} must be {kind.__name__}"
+        if not (len(s["episodes"]) == len(s["steps"]) == len(s["returns"])):
+            return f"shards[{k}]: episodes, steps and returns differ in length"
+        if not _SHARD_NAME.match(s["file"]):
+            return f"shards[{k}].file {s['file']!r} is not a shard name"
+    return None
 
 
 def settings_diff(a: dict, b: dict) -> list[str]:

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from collect import meta as meta_mod
-from collect.config import CollectArgs, CollectError, Plan, resolve
+from collect.config import CollectArgs, CollectError, Plan, resolve, usable_cpus
 from collect.deflate import codec
 from collect.writer import FORMAT, FORMAT_VERSION, TMP_SUFFIX, ShardInfo, publish, sha256_file
 
@@ -118,8 +118,9 @@ def _header(plan: Plan, env) -> dict:
     }
 
 
-def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict, list[int]]:
-    """Checks ``out`` against the plan; returns (own metadata path, own metadata, pending indices)."""
+def _check_out_dir(out: Path, args: CollectArgs) -> list[tuple[Path, dict]]:
+    """The metadata parts already in ``out``, after refusing a directory that holds something else
+    (before the slice lock is taken, so that a refused run leaves nothing behind)."""
     try:
         parts = meta_mod.read_parts(out)
     except ValueError as e:
@@ -134,6 +135,39 @@ def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict,
                            f"{', …' if len(foreign) > 3 else ''}); choose a new or empty --out")
     if not parts and any(_SHARD_RE.match(n) for n in names) and not args.overwrite:
         raise CollectError(f"{out} has shard files but no metadata*.json; pass --overwrite to replace them")
+    return parts
+
+
+def _overwrite(out: Path, plan: Plan, parts: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """``--overwrite``: deletes this slice's files and every part made with other settings; the parts
+    of other slices with this run's settings stay (``--shard I/N`` jobs may share a directory, and one
+    slice's --overwrite must not delete its siblings' work). Returns the parts kept."""
+    own_name = meta_mod.metadata_name(plan.slice_index, plan.slices)
+    kept = [(p, m) for p, m in parts if p.name != own_name
+            and not meta_mod.settings_diff(plan.settings(), m["settings"])]
+    kept_files = {p.name for p, _ in kept} | {s["file"] for _, m in kept for s in m["shards"]}
+    for n in os.listdir(out):
+        if not _is_ours(n) or n.startswith(".lock-") or n in kept_files:
+            continue
+        m = _SHARD_RE.match(n) or _TMP_RE.match(n)
+        if m and kept and int(m.group(1)) % plan.slices != plan.slice_index:
+            continue  # another slice's file (its shard in flight, say): not ours to delete
+        (out / n).unlink(missing_ok=True)
+    return kept
+
+
+def _intact(out: Path, shard: dict) -> bool:
+    """The listed shard's file is there with the size its metadata records (``collect.verify``
+    checks the sha256; this cheap check catches a truncated or replaced file on resume)."""
+    try:
+        return (out / shard["file"]).stat().st_size == shard["bytes"]
+    except OSError:
+        return False
+
+
+def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict, list[int]]:
+    """Checks ``out`` against the plan; returns (own metadata path, own metadata, pending indices)."""
+    parts = _check_out_dir(out, args)
     diffs = [(p.name, meta_mod.settings_diff(plan.settings(), m["settings"])) for p, m in parts]
     diffs = [(n, d) for n, d in diffs if d]
     if diffs and not args.overwrite:
@@ -142,10 +176,7 @@ def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict,
                            f"{'; '.join(d)} [this run vs existing]); pass --overwrite to replace it "
                            "or choose another --out")
     if args.overwrite:
-        for n in names:
-            if _is_ours(n) and not n.startswith(".lock-"):
-                (out / n).unlink(missing_ok=True)
-        parts = []
+        parts = _overwrite(out, plan, parts)
 
     own_path = out / meta_mod.metadata_name(plan.slice_index, plan.slices)
     own = next((m for p, m in parts if p == own_path), None)
@@ -154,8 +185,12 @@ def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict,
         final, tmp = out / s["file"], out / (s["file"] + TMP_SUFFIX)
         if not final.exists() and tmp.exists() and sha256_file(tmp) == s["sha256"]:
             os.replace(tmp, final)  # killed between the metadata write and the rename
-        if final.exists():
+        if _intact(out, s):
             shards.append(s)
+        elif final.exists():
+            print(f"{final}: {final.stat().st_size} bytes where its metadata lists {s['bytes']}; "
+                  f"collecting its episodes again", file=sys.stderr)
+            final.unlink()
     for n in os.listdir(out):
         m = _TMP_RE.match(n)
         if (m and int(m.group(1)) % plan.slices == plan.slice_index) or (
@@ -169,7 +204,7 @@ def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict,
     present: set[int] = set()
     for p, m in parts:
         for s in (shards if p == own_path else m["shards"]):
-            if (out / s["file"]).exists():
+            if _intact(out, s):
                 present.update(s["episodes"])
     pending = [i for i in range(plan.episodes)
                if i % plan.slices == plan.slice_index and i not in present]
@@ -185,6 +220,7 @@ def collect_dataset(args: CollectArgs) -> Summary:
     if out.exists() and not out.is_dir():
         raise CollectError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out, args)
     with _SliceLock(out, plan):
         own_path, meta, pending = _prepare(out, plan, env, args)
         target = [i for i in range(plan.episodes) if i % plan.slices == plan.slice_index]
@@ -210,14 +246,6 @@ def collect_dataset(args: CollectArgs) -> Summary:
         c = meta["counts"]
         return Summary(str(out), len(pending), done_steps, seconds, present, len(target), c["bytes"],
                        c["raw_frame_bytes"], deflate, cpu)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. under taskset or a batch scheduler)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def busy_elsewhere(samples: int = 5) -> int:

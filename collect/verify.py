@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     damaged = report.damaged_episodes
     print(f"{args.dir}: DAMAGED: {len(report.problems)} problem(s); damaged episodes: "
           f"{_ranges(damaged) or 'none named'}; {len(report.ok_shards)} of {report.shards} shards intact")
+    print("to repair: delete the shard files marked FAIL and rerun the collection's command (the same "
+          "settings); it collects exactly the missing episodes again, bit-identical to the lost ones")
     return 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from collect.cli import summary
 from collect.dataset import DatasetError, open_dataset
 
 PROG = "python -m collect.video"
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
 GUTTER = 2
 
 
@@ -95,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cols", type=int, default=None, help="grid columns (default: about square)")
     p.add_argument("--max-frames", type=int, default=None, help="cut the video after this many frames")
     args = p.parse_args(argv)
+    for name in ("fps", "scale", "cols", "max_frames"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            p.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not args.out.lower().endswith(VIDEO_SUFFIXES):
+        p.error(f"--out must end in {', '.join(VIDEO_SUFFIXES)}, got {args.out!r}")
+    if not Path(args.out).resolve().parent.is_dir():
+        p.error(f"--out: no such directory: {Path(args.out).parent}")
     try:
         ds = open_dataset(args.dir)
         indices = parse_indices(args.episodes) if args.episodes else [int(i) for i in ds.indices[:4]]
@@ -110,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             episodes.append((idx, obs[: args.max_frames] if args.max_frames else obs))
     except (DatasetError, ValueError) as e:
         p.error(str(e))
-    h = ds.frame_shape[0]
-    scale = args.scale or max(1, 256 // h)
+    scale = args.scale or max(1, 256 // max(ds.frame_shape[:2]))
     fps = args.fps or float(ds.metadata["env"].get("render_fps") or 30)
     grid = Grid(episodes, scale, args.cols)
     write_video(args.out, grid, fps)

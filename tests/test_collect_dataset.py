@@ -1,6 +1,7 @@
 """Reading: windows (shapes, alignment with the env, no autoreset), splits, DataLoader workers,
 corruption detection, Minari, inspect, video and the benchmark's plumbing."""
 import json
+import re
 import shutil
 
 import h5py
@@ -231,3 +232,37 @@ def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert compare_main([str(tmp_path / "a"), str(tmp_path / "empty")]) == 2
     assert "not a collected dataset" in capsys.readouterr().err
+
+
+def test_subset_takes_positions_or_a_boolean_mask(ds):
+    mask = np.zeros(len(ds), bool)
+    mask[[0, 2]] = True
+    np.testing.assert_array_equal(ds.subset(mask).indices, ds.indices[[0, 2]])
+    np.testing.assert_array_equal(ds.subset([2, 0]).indices, ds.indices[[2, 0]])
+    assert len(ds.subset([])) == 0
+    with pytest.raises(ValueError, match="boolean mask must have shape"):
+        ds.subset(mask[:-1])
+    with pytest.raises(TypeError, match="integers or a boolean mask"):
+        ds.subset([0.5])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("settings"), "'settings' must be an object"),
+    (lambda m: m.update(shards=None), "'shards' must be a list"),
+    (lambda m: m.update(format_version="1"), "format_version must be an integer"),
+    (lambda m: m["shards"][0].pop("steps"), "shards[0].steps must be list"),
+    (lambda m: m["shards"][0].update(file="../x.h5"), "is not a shard name"),
+])
+def test_damaged_metadata_is_a_clear_error_everywhere(data_dir, tmp_path, capsys, edit, message):
+    from collect.__main__ import main as collect_main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(data_dir, bad)
+    meta = json.loads((bad / "metadata.json").read_text())
+    edit(meta)
+    (bad / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        open_dataset(bad)
+    with pytest.raises(SystemExit) as e:  # the collector refuses instead of collecting over it
+        collect_main(["--out", str(bad), "--episodes", "2", "--no-progress", "--workers", "1"])
+    assert e.value.code == 2 and message in capsys.readouterr().err

@@ -171,6 +171,10 @@ def run_cli(argv, capsys):
     (["--size", "8"], "width must be an integer in [32, 512]"),
     (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
     (["--deflate", "gpu"], "--deflate must be auto, process or inline"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--workers", "-3"], "--workers must be >= 0"),
+    (["--width", "0"], "--width must be >= 1 pixel, got 0"),
+    (["--shard-mb", "0"], "--shard-mb must be > 0"),
 ])
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, message):
     code, err = run_cli(["--out", str(tmp_path / "x"), "--episodes", "1", "--no-progress", *argv], capsys)
@@ -199,6 +203,32 @@ def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
     (foreign / "notes.txt").write_text("mine")
     code, err = run_cli(["--out", str(foreign), "--episodes", "1", "--no-progress"], capsys)
     assert code == 2 and "not empty and holds no collect dataset" in err
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # a refused run leaves nothing
+
+
+def test_overwrite_on_one_slice_keeps_its_siblings(tmp_path):
+    out = tmp_path / "shared"
+    for i in range(2):
+        make_dataset(out, episodes=6, shard=f"{i}/2")
+    s = make_dataset(out, episodes=6, shard="1/2", overwrite=True)
+    assert s.collected == 3 and s.complete
+    np.testing.assert_array_equal(open_dataset(out).indices, np.arange(6))  # slice 0's work survived
+    s = make_dataset(out, episodes=6, shard="1/2", overwrite=True, seed=4)  # other settings: all replaced
+    assert sorted(p.name for p in out.glob("metadata*.json")) == ["metadata-1of2.json"]
+    np.testing.assert_array_equal(open_dataset(out).indices, [1, 3, 5])
+
+
+def test_a_truncated_shard_is_collected_again(tmp_path, capsys):
+    out, ref = tmp_path / "cut", tmp_path / "ref"
+    make_dataset(out, episodes=4)
+    make_dataset(ref, episodes=4)
+    victim = sorted(out.glob("shard-*.h5"))[-1]
+    with open(victim, "r+b") as f:
+        f.truncate(1000)
+    assert not verify(out).ok
+    s = make_dataset(out, episodes=4)
+    assert s.collected == 2 and s.complete and "collecting its episodes again" in capsys.readouterr().err
+    assert verify(out).ok and compare(out, ref) == []
 
 
 def test_a_second_collector_on_the_same_slice_is_refused(tmp_path, capsys):
