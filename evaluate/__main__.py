@@ -2,8 +2,10 @@
 
 Evaluates each predictor beside the reference rows (``real`` ceiling, ``real-perturbed`` physical
 variance, ``copy-last`` floor) on every scene asked for, and writes ``report.json`` + ``report.html``
-(plots, videos) under ``--out``. Exit status 0, or 2 when a scene could not be evaluated at all
-(failed episodes are listed in the report, not fatal).
+(plots, videos) under ``--out``. Settings, predictor specs, and whether each predictor can dream
+each scene (a checkpoint's scene, frame size and actions) are checked before anything runs. Exit
+status 0; 2 for bad arguments, or when a scene, or any predictor on it, could not be evaluated at
+all (every episode failed; single failed episodes are listed in the report, not fatal).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field, fields
 import envs
 from evaluate.predictors import REFERENCE_ROWS, make_predictor
 from evaluate.report import write_report
-from evaluate.suite import run_suite
+from evaluate.suite import check_scene, check_settings, run_suite
 
 
 def _arg(default, help: str):
@@ -75,12 +77,23 @@ def main(argv=None) -> int:
     except json.JSONDecodeError as e:
         print(f"error: --options is not valid JSON: {e}", file=sys.stderr)
         return 2
+    if options is not None and not isinstance(options, dict):
+        print(f"error: --options must be a JSON object like '{{\"gravity\": 600}}', got {args.options}",
+              file=sys.stderr)
+        return 2
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
+        return 2
     scenes = [e.strip() for e in args.env.split(",") if e.strip()]
     scenes = list(envs.SCENE_IDS) if args.all_scenes else scenes
     asked = [s.strip() for s in args.predictor.split(",") if s.strip()]
     specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
-    try:
-        predictors = [make_predictor(s) for s in specs]  # fail fast on a bad spec
+    try:  # fail fast: bad settings, a bad spec, or a predictor that cannot dream a scene
+        check_settings(args.episodes, args.horizon, args.context, args.samples, args.policy)
+        predictors = [make_predictor(s) for s in specs]
+        for env_id in scenes:
+            for pred in predictors:
+                check_scene(env_id, pred, args.width, args.height, options)
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -103,6 +116,15 @@ def main(argv=None) -> int:
         except Exception as e:  # the scene itself is broken: report it, go on with the others
             errors[env_id] = f"{type(e).__name__}: {e}"
             print(f"{env_id}: FAILED {errors[env_id]}", file=sys.stderr)
+            continue
+        for r in results[env_id]:
+            if r.summary["episodes_ok"] == 0:
+                first = next((e["error"] for e in r.episodes if e.get("error")), "")
+                print(f"{env_id}: {r.predictor}: every episode FAILED (first: {first})", file=sys.stderr)
+                errors.setdefault(env_id, f"{r.predictor}: every episode failed ({first})")
+    if not results:
+        print("error: nothing was evaluated; no report written", file=sys.stderr)
+        return 2
     path = write_report(results, args.out, command, videos=not args.no_videos, errors=errors,
                         transfer=transfer, attachments=attachments)
     for env_id, rows in results.items():
@@ -121,7 +143,7 @@ def main(argv=None) -> int:
 
 
 def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
-    """The --transfer JSON (validated) and the --attach videos (caption → path relative to --out)."""
+    """The --transfer JSON (validated) and the --attach videos (caption → path; the report copies them)."""
     transfer = None
     if args.transfer:
         from evaluate.transfer import load_transfer
@@ -140,7 +162,7 @@ def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
         caption, _, path = item.rpartition("=")
         if not os.path.isfile(path):
             raise ValueError(f"--attach {path}: no such file")
-        attachments[caption or os.path.basename(path)] = os.path.relpath(path, args.out)
+        attachments[caption or os.path.basename(path)] = path
     return transfer, attachments
 
 

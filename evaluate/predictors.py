@@ -32,6 +32,7 @@ per frame (both: ``@T:SCHEDULE:N``; default: the checkpoint's)
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -135,6 +136,20 @@ class WorldModelPredictor:
         self.name, self.model, self.temperature = f"checkpoint:{path}", model, temperature
         self.schedule, self.passes = schedule, passes
 
+    def check_scene(self, env_id: str, width: int, height: int, action_space) -> None:
+        """``ValueError`` unless this model dreams ``env_id`` at ``width``×``height`` with its actions:
+        a dream of one scene scored against another says nothing, however good the numbers look."""
+        from worldmodel.config import space_spec
+
+        cfg = self.model.cfg
+        if cfg.env_id and cfg.env_id != env_id:
+            raise ValueError(f"{self.name} was trained on {cfg.env_id}, not {env_id} (evaluate it with "
+                             f"--env {cfg.env_id})")
+        _check_size(self.name, cfg.tokenizer, width, height)
+        if space_spec(action_space) != cfg.action_space:
+            raise ValueError(f"{self.name} takes actions {cfg.action_space}, {env_id} has "
+                             f"{space_spec(action_space)}")
+
     def predict(self, context_frames, context_actions, future_actions, num_samples, episodes=None):
         seed = int(episodes[0].seed) if episodes else 0
         ca = np.asarray(context_actions)
@@ -159,18 +174,26 @@ class Reconstruction(Real):
     def __init__(self, path: str, model):
         self.name, self.model = f"tokenizer:{path}", model
 
+    def check_scene(self, env_id: str, width: int, height: int, action_space) -> None:
+        """Any scene may be reconstructed (a tokenizer's generality is a fair question), at its size."""
+        _check_size(self.name, self.model.cfg.tokenizer, width, height)
+
     def future(self, ep: Episode, context_frames, context_actions, future_actions, sample: int):
         import torch
 
         real = super().future(ep, context_frames, context_actions, future_actions, sample)
-        cfg = self.model.cfg.tokenizer
-        if real.shape[1:3] != (cfg.height, cfg.width):
-            raise ValueError(f"{self.name}: its tokenizer takes {cfg.height}×{cfg.width} frames, the suite "
-                             f"renders {real.shape[1]}×{real.shape[2]} (--width/--height)")
+        _check_size(self.name, self.model.cfg.tokenizer, real.shape[2], real.shape[1])
         tok = self.model.tokenizer
         with torch.no_grad():
             out = tok.decode(tok.encode(torch.from_numpy(real).to(self.model.device)))
         return out.cpu().numpy().astype(np.uint8)
+
+
+def _check_size(name: str, tokenizer_cfg, width: int, height: int) -> None:
+    if (tokenizer_cfg.width, tokenizer_cfg.height) != (width, height):
+        raise ValueError(f"{name} makes {tokenizer_cfg.width}x{tokenizer_cfg.height} frames, the suite "
+                         f"renders {width}x{height} (pass --width {tokenizer_cfg.width} --height "
+                         f"{tokenizer_cfg.height})")
 
 
 def _torch_device() -> str:
@@ -201,8 +224,8 @@ def _checkpoint(arg: str) -> Predictor:
         except ValueError:
             raise ValueError(f"checkpoint:{arg}: the temperature after '@' must be a number, "
                              f"got {t!r}") from None
-        if temperature < 0:
-            raise ValueError(f"checkpoint:{arg}: the temperature must be >= 0")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"checkpoint:{arg}: the temperature must be a finite number >= 0")
         for option in filter(None, options):
             if option.isdigit():
                 passes = int(option)

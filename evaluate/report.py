@@ -18,7 +18,9 @@ import datetime as dt
 import html
 import json
 import math
+import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +225,7 @@ def write_report(scenes: dict[str, list[EvalResult]], out: str | Path, command: 
     """Writes report.json, report.html, plots and videos under ``out``; returns the JSON's path.
 
     ``transfer``: a loaded ``transfer.json`` to add as a section (with ``plots/transfer.png``);
-    ``attachments``: caption → MP4 path relative to ``out``, embedded at the end."""
+    ``attachments``: caption → MP4 path, copied into ``out/videos/attachments`` and embedded at the end."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"schema_version": SCHEMA_VERSION, "created": dt.datetime.now().isoformat(timespec="seconds"),
@@ -246,9 +248,32 @@ def write_report(scenes: dict[str, list[EvalResult]], out: str | Path, command: 
         png = plot_transfer(transfer, out / "plots" / "transfer.png")
         report["transfer_plot"] = str(png.relative_to(out))
     if attachments:
-        report["attachments"] = dict(attachments)
+        report["attachments"] = {caption: _attach(caption, src, out)
+                                 for caption, src in attachments.items()}
     validate(report)
     path = out / "report.json"
-    path.write_text(json.dumps(report, indent=1))
-    (out / "report.html").write_text(_html(report))
+    atomic_write_text(path, json.dumps(report, indent=1))
+    atomic_write_text(out / "report.html", _html(report))
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Temp file + rename: an interrupted run leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _attach(caption: str, src: str | Path, out: Path) -> str:
+    """An attached video's path relative to ``out``: as it is when already inside ``out``, else
+    copied into ``out/videos/attachments`` (the report folder stays whole when moved or zipped)."""
+    src, root = Path(src).resolve(), out.resolve()
+    if src.is_relative_to(root):
+        return str(src.relative_to(root))
+    dest = out / "videos" / "attachments" / f"{_slug(caption)}{src.suffix}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return str(dest.relative_to(out))

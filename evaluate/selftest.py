@@ -6,13 +6,15 @@
 
 Each cell is the fraction of rollouts that the check flags, over the episodes where the corruption
 found a suitable object (column n) and the check's metric is defined (e.g. the counterfactual needs
-the action to move the controlled object); "–" = never defined. ``real`` must be 0 everywhere, and
-each corruption's intended check (marked *) should catch it. ``real-perturbed`` is shown for scale:
+the action to move the controlled object); "–" = never defined. ``real`` must be 0 everywhere (the exit
+status is 2 otherwise, or when a scene fails), and each corruption's intended check (marked *) should
+catch it. ``real-perturbed`` is shown for scale:
 the physical variance of the scene.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -95,7 +97,7 @@ def parser_accuracy(env_id: str, episodes: int = 6, steps: int = 120, seed: int 
     return {"all": stats(allv), "missed": missed, "kinds": {k: stats(np.asarray(v)) for k, v in errs.items()}}
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="WorldGym/BouncingBalls-v0", help="scene id")
     p.add_argument("--all-scenes", action="store_true", help="every scene in envs.SCENE_IDS")
@@ -105,6 +107,7 @@ def main(argv=None) -> None:
     p.add_argument("--policy", default="random", help="random | heuristic | noop")
     p.add_argument("--parser", action="store_true", help="parser accuracy instead of the detection table")
     a = p.parse_args(argv)
+    failed = 0
     for env_id in envs.SCENE_IDS if a.all_scenes else [a.env]:
         t0 = time.perf_counter()
         try:
@@ -115,12 +118,20 @@ def main(argv=None) -> None:
                       f"n={r['all']['n']}, missed {r['missed']} | {kinds} [{time.perf_counter() - t0:.1f}s]")
             else:
                 print(f"## {env_id} ({a.episodes} episodes, horizon {a.horizon}, policy {a.policy})\n")
-                print(format_table(detection_table(env_id, a.episodes, a.horizon, seed=a.seed,
-                                                   policy=a.policy, progress=True)))
+                table = detection_table(env_id, a.episodes, a.horizon, seed=a.seed, policy=a.policy,
+                                        progress=True)
+                print(format_table(table))
                 print(f"\n({time.perf_counter() - t0:.0f} s)\n")
+                tripped = [c for c, v in table["real"]["checks"].items() if v > 0]
+                if tripped or table["real"]["failed"]:
+                    print(f"{env_id}: FAILED: real rollouts trip {', '.join(tripped) or 'nothing'}; "
+                          f"{table['real']['failed']} real episodes failed")
+                    failed += 1
         except Exception as exc:  # one broken scene must not hide the others
             print(f"{env_id}: FAILED {type(exc).__name__}: {exc}")
+            failed += 1
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

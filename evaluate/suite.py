@@ -18,6 +18,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -293,6 +294,30 @@ def _aggregate(results: list[dict], T: int) -> tuple[dict, dict, dict, dict]:
     return summary, curves, checks, floors
 
 
+def check_settings(episodes: int, horizon: int, context: int, samples: int, policy: str) -> None:
+    """``ValueError`` naming what is wrong with a suite's settings."""
+    if context < 1 or horizon < 2 or samples < 1 or episodes < 1:
+        raise ValueError(f"need context >= 1, horizon >= 2, samples >= 1, episodes >= 1; got context "
+                         f"{context}, horizon {horizon}, samples {samples}, episodes {episodes}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose from {POLICIES}")
+
+
+def check_scene(env_id: str, pred: Predictor, width: int, height: int, options: dict | None):
+    """The scene, made and reset with ``options`` (a bad option fails here, once, not in every
+    episode), after checking that ``pred`` can dream it (``check_scene``: its scene, size, actions).
+    ``ValueError`` otherwise."""
+    try:
+        scene = make_scene(Episode(env_id, 0, options, width, height, "noop", 0))
+        scene.reset(seed=0, options=options)
+    except (gym.error.Error, TypeError) as e:
+        raise ValueError(f"{env_id}: {e}") from None
+    check = getattr(pred, "check_scene", None)
+    if check is not None:
+        check(env_id, width, height, scene.action_space)
+    return scene
+
+
 def run_suite(env_id: str, predictor: str | Predictor, episodes: int = 32, horizon: int = 32,
               context: int = 4, samples: int = 4, policy: str = "random", seed: int = 0,
               options: dict | None = None, *, width: int = 64, height: int = 64, start: int = 0,
@@ -303,15 +328,12 @@ def run_suite(env_id: str, predictor: str | Predictor, episodes: int = 32, horiz
     ``context`` real frames (≥ 1) start each dream of ``horizon`` frames, ``samples`` dreams each;
     ``policy`` (random | heuristic | noop) picks the real actions; ``options`` go to ``reset`` (OOD).
     """
-    if context < 1 or horizon < 2 or samples < 1 or episodes < 1:
-        raise ValueError("need context >= 1, horizon >= 2, samples >= 1, episodes >= 1")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose from {POLICIES}")
+    check_settings(episodes, horizon, context, samples, policy)
     pred = make_predictor(predictor)
     cfg = _Config(env_id, episodes, horizon, context, samples, policy, seed, options, width, height, start,
                   tolerance, controllability, diversity)
     t0 = time.perf_counter()
-    scene = make_scene(Episode(env_id, seed, options, width, height, policy, start))
+    scene = check_scene(env_id, pred, width, height, options)
     action_space = scene.action_space
     names = scene.ACTIONS if not getattr(scene, "continuous", False) else None
     results = []

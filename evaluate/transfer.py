@@ -463,10 +463,9 @@ def transfer_figures(policies: dict) -> dict:
 
 # ---------------------------------------------------------------------- output
 def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    from evaluate.report import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def table(result: dict) -> str:

@@ -127,9 +127,14 @@ def test_checkpoint_spec_wraps_worldmodel_generate(monkeypatch):
             B = context_frames.shape[0]
             return types.SimpleNamespace(frames=np.zeros((B, num_samples, horizon, 64, 64, 3), np.uint8))
 
+    FakeModel.cfg = types.SimpleNamespace(env_id=BB, tokenizer=types.SimpleNamespace(width=64, height=64),
+                                          action_space={"type": "discrete", "n": 3})
+    import worldmodel.config as real_config  # the scene check's space_spec
+
     fake = types.ModuleType("worldmodel")
     fake.load = lambda path, device="cpu": FakeModel()
     monkeypatch.setitem(sys.modules, "worldmodel", fake)
+    monkeypatch.setitem(sys.modules, "worldmodel.config", real_config)
     pred = make_predictor("checkpoint:runs/fake")
     assert pred.name == "checkpoint:runs/fake"
     r = run_suite(BB, pred, episodes=1, horizon=4, context=2, samples=2, seed=5, progress=False)
@@ -139,7 +144,7 @@ def test_checkpoint_spec_wraps_worldmodel_generate(monkeypatch):
     assert calls[-1]["context_actions"] is None  # diversity: one context frame
     cold = make_predictor("checkpoint:runs/fake@0.5")
     assert cold.name == "checkpoint:runs/fake@0.5" and cold.temperature == 0.5 and pred.temperature == 1.0
-    for bad in ("checkpoint:runs/fake@hot", "checkpoint:runs/fake@-1"):
+    for bad in ("checkpoint:runs/fake@hot", "checkpoint:runs/fake@-1", "checkpoint:runs/fake@nan"):
         with pytest.raises(ValueError, match="temperature"):
             make_predictor(bad)
 
@@ -226,6 +231,63 @@ def test_cli_smoke_and_report_schema(tmp_path):
     for rel in [*report["scenes"][BB]["plots"], *report["scenes"][BB]["videos"].values()]:
         assert (out / rel).stat().st_size > 0, rel
     assert "PSNR@1" in proc.stdout
+
+
+SHIPPED = str(ROOT / "checkpoints" / "bouncing_balls")
+QUICK = ["--episodes", "1", "--horizon", "4", "--samples", "1", "--quiet", "--no-videos",
+         "--no-controllability", "--no-diversity"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "WorldGym/Platformer-v0", "--predictor", f"checkpoint:{SHIPPED}"],
+     "was trained on WorldGym/BouncingBalls-v0, not WorldGym/Platformer-v0"),
+    (["--width", "32", "--height", "32", "--predictor", f"checkpoint:{SHIPPED}"],
+     "makes 64x64 frames, the suite renders 32x32"),
+    (["--env", f"WorldGym/TopDown-v0,{BB}", "--options", '{"gravity": 600}'],
+     "unknown option(s) ['gravity']"),
+    (["--options", "[1]"], "--options must be a JSON object"),
+    (["--horizon", "1"], "horizon >= 2"),
+    (["--policy", "greedy"], "unknown policy 'greedy'"),
+])
+def test_cli_checks_everything_before_it_runs_anything(tmp_path, capsys, argv, message):
+    from evaluate.__main__ import main
+
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "report.json").write_text("an earlier report")
+    assert main([*QUICK, "--out", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["report.json"]
+    assert (out / "report.json").read_text() == "an earlier report"
+
+
+def test_cli_exit_status_is_2_when_a_predictor_fails_every_episode(tmp_path, capsys, monkeypatch):
+    from evaluate import predictors
+    from evaluate.__main__ import main
+
+    class Broken(CopyLast):
+        name = "broken"
+
+        def predict(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    monkeypatch.setitem(predictors._FACTORIES, "broken", lambda arg: Broken())
+    assert main([*QUICK, "--predictor", "broken", "--out", str(tmp_path / "r")]) == 2
+    assert "broken: every episode FAILED (first: RuntimeError: boom)" in capsys.readouterr().err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert "every episode failed" in report["scenes"][BB]["error"]
+
+
+def test_attached_videos_are_copied_into_the_report(tmp_path):
+    from evaluate.__main__ import main
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video, but a file")
+    assert main([*QUICK, "--attach", f"my dream={clip}", "--out", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    rel = report["attachments"]["my dream"]
+    assert rel == "videos/attachments/my_dream.mp4"
+    assert (tmp_path / "r" / rel).read_bytes() == clip.read_bytes()
 
 
 def test_schema_validator_rejects_broken_reports():

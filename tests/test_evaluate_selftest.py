@@ -38,3 +38,10 @@ def test_detection_table_quick():
 @pytest.mark.slow
 def test_detection_table_full():
     _assert_detects(detection_table(BB, episodes=16, horizon=32), minimum=0.9)
+
+
+def test_selftest_exit_status_says_whether_a_scene_failed(capsys):
+    from evaluate.selftest import main
+
+    assert main(["--env", "WorldGym/Nope-v0", "--episodes", "1", "--horizon", "4"]) == 2
+    assert "FAILED" in capsys.readouterr().out

@@ -169,7 +169,7 @@ def test_evaluate_report_carries_the_transfer_section_and_attachments(tmp_path):
     assert rc == 0
     page = (out / "report.html").read_text()
     assert "Dream-to-real transfer" in page and "exploitation gap" in page and "0.400" in page
-    assert "src='../dream.mp4'" in page and "real | dream" in page
+    assert "src='videos/attachments/real_dream.mp4'" in page and "real | dream" in page
     report = json.loads((out / "report.json").read_text())
     assert report["transfer"]["transfer_ratio"] == pytest.approx(0.4)
     assert (out / report["transfer_plot"]).is_file()
