@@ -169,12 +169,19 @@ def parse_args(argv=None) -> Args:
     checks = {"--timesteps": args.timesteps >= 2, "--eval-episodes": args.eval_episodes >= 1,
               "--max-steps": args.max_steps >= 1, "--num-envs": args.num_envs >= 1,
               "--n-steps": args.n_steps >= 1, "--n-epochs": args.n_epochs >= 1,
-              "--context": args.context >= 1, "--temperature": args.temperature >= 0,
+              "--context": args.context >= 1,
+              "--temperature": math.isfinite(args.temperature) and args.temperature >= 0,
               "--threads": args.threads >= 0}
     problems = [name for name, ok in checks.items() if not ok]
     if problems:
         p.error(f"out of range: {', '.join(problems)} (timesteps >= 2, the others >= 1, "
                 "temperature and threads >= 0)")
+    from worldmodel.dream_env import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except ValueError as e:
+        p.error(f"--device: {e}")
     return args
 
 

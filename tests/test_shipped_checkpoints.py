@@ -52,3 +52,27 @@ def test_tokenizer_reconstructions_keep_the_objects(ckpt):
     with pytest.raises(ValueError, match="makes 64x64 frames, the suite renders 48x48"):
         run_suite(env_id, pred, episodes=1, horizon=2, context=1, samples=1, width=48, height=48,
                   controllability=False, diversity=False, progress=False)
+
+
+def test_generate_cli_from_a_scene_or_a_picture_and_its_errors(tmp_path, capsys):
+    from PIL import Image
+
+    from worldmodel import generate
+
+    ckpt = str(ROOT / "checkpoints" / "bouncing_balls")
+    out = generate.main(["--checkpoint", ckpt, "--env", "WorldGym/BouncingBalls-v0", "--horizon", "3",
+                         "--samples", "2", "--out", str(tmp_path / "seq.mp4")])
+    assert out.stat().st_size > 0 and "3 tiles × 3 frames" in capsys.readouterr().out  # real + 2 dreams
+    Image.fromarray(np.zeros((50, 70, 4), np.uint8)).save(tmp_path / "start.png")  # any size, RGBA
+    sheet = generate.main(["--checkpoint", ckpt, "--image", str(tmp_path / "start.png"), "--horizon", "2",
+                           "--samples", "1", "--out", str(tmp_path / "sheet.png")])
+    assert Image.open(sheet).size[0] > 0
+    for argv, message in (
+            (["--env", "WorldGym/TopDown-v0"], "was trained on WorldGym/BouncingBalls-v0"),
+            (["--env", "WorldGym/BouncingBalls-v0", "--top-k", "0"], "--top-k must be"),
+            (["--env", "WorldGym/BouncingBalls-v0", "--horizon", "0"], "--horizon must be >= 1"),
+            (["--env", "WorldGym/BouncingBalls-v0", "--out", "x.gif"], "--out must end in .mp4"),
+            (["--image", str(tmp_path / "start.png"), "--policy", "heuristic"], "needs the real scene")):
+        with pytest.raises(SystemExit):
+            generate.main(["--checkpoint", ckpt, *argv])
+        assert message in capsys.readouterr().err

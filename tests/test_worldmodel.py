@@ -639,3 +639,52 @@ def test_interrupted_checkpoint_swap_is_recovered(tmp_path):
     (tmp_path / "tokenizer").rename(tmp_path / ".tokenizer.old")  # killed between the two renames
     assert ckpt.has_stage(tmp_path, "tokenizer")
     assert ckpt.load_stage(tmp_path, "tokenizer", WorldModel(cfg).tokenizer)["step"] == 1
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (dict(actions=[[3, 0]]), ValueError, r"actions must be in \[0, 3\)"),  # 3 = the internal "unknown" id
+    (dict(actions=[[-1, 0]]), ValueError, r"actions must be in \[0, 3\)"),
+    (dict(actions=[[1.7, 0.0]]), TypeError, "integer ids"),
+    (dict(context_actions=np.zeros((1, 5), np.int64)), ValueError,
+     r"context_actions must be \(1, 1\[, k\]\)"),
+    (dict(temperature=float("nan")), ValueError, "temperature must be a finite number"),
+    (dict(temperature=-1.0), ValueError, "temperature must be a finite number"),
+    (dict(top_k=0), ValueError, "top_k must be None or an integer >= 1"),
+    (dict(top_k=10_000), ValueError, "exceeds the"),
+    (dict(num_samples=0), ValueError, "num_samples must be an integer >= 1"),
+    (dict(horizon=0), ValueError, "horizon must be None"),
+    (dict(frames=np.zeros((1, 2, 32, 32, 4), np.uint8)), ValueError, "frames must be RGB"),
+    (dict(actions=[0, 1]), ValueError, r"need actions \(B, horizon"),  # a batch of frames, actions without
+])
+def test_generate_refuses_bad_input_with_a_clear_error(call, error, message):
+    model = WorldModel(micro_cfg()).eval()
+    kw = dict(frames=balls(2)[None].numpy(), actions=[[0, 1]], horizon=2)
+    kw.update(call)
+    frames, actions = kw.pop("frames"), kw.pop("actions")
+    with pytest.raises(error, match=message):
+        model.generate(frames, np.asarray(actions), **kw)
+
+
+def test_box_actions_are_checked_against_the_space():
+    space = {"type": "box", "shape": [2], "low": [-1, -1], "high": [1, 1]}
+    model = WorldModel(micro_cfg(space)).eval()
+    ctx = balls(2)[None]
+    for bad, message in ((torch.full((1, 2, 2), 5.0), "must lie in"),
+                         (torch.full((1, 2, 2), float("nan")), "NaN"), (torch.zeros(1, 2, 3), "shape")):
+        with pytest.raises(ValueError, match=message):
+            model.generate(ctx, bad, 2)
+
+
+def test_damaged_checkpoints_name_the_file(tmp_path):
+    cfg = micro_cfg()
+    model = WorldModel(cfg)
+    for stage, module in (("tokenizer", model.tokenizer), ("dynamics", model.dynamics)):
+        ckpt.save_stage(tmp_path, stage, module, cfg, train_state={"step": 1})
+    assert ckpt.load(tmp_path, device="auto").device.type in ("cpu", "cuda")
+    weights = tmp_path / "dynamics" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match="dynamics/model.safetensors: unreadable weights"):
+        ckpt.load(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json: not a valid world model config"):
+        ckpt.load(tmp_path)

@@ -92,6 +92,13 @@ def _check_export(run, shipped, model):
     with pytest.raises(ValueError, match="passes must be in"):
         export.export(run, shipped, overwrite=True, passes=0)
     assert worldmodel.load(shipped).cfg.dynamics.maskgit_steps == 1  # a refused export loses nothing
+    with pytest.raises(ValueError, match="not a readable evaluate report"):
+        export.export(run, shipped, overwrite=True, eval_reports=[shipped / "missing.json"])
+    assert worldmodel.load(shipped).cfg.dynamics.maskgit_steps == 1  # ... whatever fails
+    for onto in (run, run.parent):
+        with pytest.raises(ValueError, match="would replace the run"):
+            export.export(run, onto, overwrite=True)
+    assert (run / "dynamics" / "model.safetensors").exists()
 
 
 def test_resume_continues_the_step_count_bit_exactly(tmp_path):
@@ -109,6 +116,42 @@ def test_resume_continues_the_step_count_bit_exactly(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), stage
     assert json.loads((tmp_path / "b" / "dynamics" / "train_state.json").read_text())["step"] == 8
 
+
+
+def test_a_run_keeps_its_config_scene_and_seed_across_invocations(tmp_path, capsys):
+    run = tmp_path / "r"
+    wide = ["--set", "dynamics.d_model=48", "train.val_fraction=0.25"]
+    train.main([*_args(run, "--stage", "tokenizer", steps=2), *wide[1:]])
+    assert "9 train / 3 val episodes" in capsys.readouterr().out  # train.val_fraction is used
+    # the two-step flow, without the overrides again: the run's config.json wins over the preset
+    train.main([*DATA, "--out", str(run), "--steps", "2", "--threads", "1", "--no-progress",
+                "--stage", "dynamics"])
+    assert json.loads((run / "config.json").read_text())["dynamics"]["d_model"] == 48
+    assert _weights(run, "dynamics")["in_proj.weight"].shape[0] == 48
+    tokenizer = _weights(run, "tokenizer")
+    commands = (run / "commands.jsonl").read_text()
+    refused = [
+        ([*_args(run, "--resume", steps=4)[2:], "--env", "WorldGym/TopDown-v0"], "trained with actions"),
+        (_args(run, "--resume", "--seed", "9", steps=4), "--seed 9"),
+        (_args(run, steps=4), "exists: pass --resume"),
+    ]
+    for argv, message in refused:
+        with pytest.raises(SystemExit, match=message):
+            train.main(argv)
+    assert all(torch.equal(tokenizer[k], v) for k, v in _weights(run, "tokenizer").items())  # untouched
+    assert (run / "commands.jsonl").read_text() == commands  # refused commands are not provenance
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("dynamics.d_model", "expected KEY=VALUE"),
+    ("train.seed=abc", "TrainConfig.seed: expected an integer, got 'abc'"),
+    ("foo.bar=1", "no section 'foo'"),
+    ("dynamics.codebook_size=64", "derived from tokenizer.codebook_size"),
+])
+def test_bad_set_overrides_are_one_clear_error_and_write_nothing(tmp_path, pair, message):
+    with pytest.raises(SystemExit, match=message):
+        train.main([*DATA, "--out", str(tmp_path / "r"), "--steps", "1", "--set", pair])
+    assert not (tmp_path / "r").exists()
 
 
 def test_episode_encoding_is_cached_stops_on_request_and_does_not_depend_on_the_batch(tmp_path):

@@ -85,6 +85,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be at least 1 and --warmup at least 0")
+    from worldmodel.dream_env import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except ValueError as e:
+        p.error(f"--device: {e}")
     if (args.cuda_graph or args.compile) and not args.device.startswith("cuda"):
         p.error("--cuda-graph and --compile need --device cuda")
     return args

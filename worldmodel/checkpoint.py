@@ -40,7 +40,15 @@ def _recover(run: Path, stage: str) -> Path:
 
 
 def has_stage(run: str | Path, stage: str) -> bool:
-    return (_recover(Path(run), stage) / "train_state.json").exists()
+    """Whether ``run`` holds weights of ``stage`` (a stage directory is written whole, see above)."""
+    return (_recover(Path(run), stage) / "model.safetensors").exists()
+
+
+def _load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path), device=device)
+    except Exception as e:  # safetensors raises its own error types for a damaged file
+        raise ValueError(f"{path}: unreadable weights ({type(e).__name__}: {e})") from None
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -118,13 +126,17 @@ def load_stage(run: str | Path, stage: str, module: torch.nn.Module,
     path = _recover(Path(run), stage)
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"no {stage} checkpoint in {path}")
-    weights = load_file(str(path / "model.safetensors"), device=str(_device_of(module)))
-    module.load_state_dict(weights, strict=True)
+    weights = _load_weights(path / "model.safetensors", str(_device_of(module)))
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path / 'model.safetensors'} does not fit the model its config.json builds "
+                         f"({str(e).splitlines()[0]} …)") from None
     state_file = path / "train_state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     if optimizer is not None and (path / "optimizer.safetensors").exists():
         meta = _read_meta(path / "optimizer.safetensors")
-        tensors = load_file(str(path / "optimizer.safetensors"))
+        tensors = _load_weights(path / "optimizer.safetensors")
         optimizer.load_state_dict(optimizer_from_tensors(tensors, meta))
     return state
 
@@ -140,15 +152,21 @@ def load_config(run: str | Path) -> WorldModelConfig:
     for path in (run / "config.json", _recover(run, "dynamics") / "config.json",
                  _recover(run, "tokenizer") / "config.json"):
         if path.exists():
-            return WorldModelConfig.from_json(path)
+            try:
+                return WorldModelConfig.from_json(path)
+            except (ValueError, TypeError) as e:  # JSONDecodeError is a ValueError
+                raise ValueError(f"{path}: not a valid world model config ({e})") from None
     raise FileNotFoundError(f"{run}: no config.json (is this a run directory?)")
 
 
 def load(run: str | Path, device: str | torch.device = "cpu", require_dynamics: bool = True):
-    """``worldmodel.load(RUN)``: rebuilds the WorldModel from RUN/config.json and loads both stages."""
+    """``worldmodel.load(RUN)``: rebuilds the WorldModel from RUN/config.json and loads both stages
+    (``device="auto"``: CUDA when there is one). Errors name the file that is missing or damaged."""
     from worldmodel.model import WorldModel
 
     run = Path(run)
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = load_config(run)
     model = WorldModel(cfg).to(device)
     load_stage(run, "tokenizer", model.tokenizer)

@@ -182,12 +182,36 @@ def _build(kind, d: dict):
         raise ValueError(f"{kind.__name__}: unknown keys {sorted(unknown)}; valid: {sorted(names)}")
     out: dict[str, Any] = {}
     for k, v in d.items():
-        if isinstance(v, list) and "tuple" in str(names[k].type):
-            v = tuple(v)
-        if str(names[k].type) in ("bool", "<class 'bool'>") and not isinstance(v, bool):
-            v = _as_bool(f"{kind.__name__}.{k}", v)
-        out[k] = v
+        out[k] = _as_type(f"{kind.__name__}.{k}", str(names[k].type), v)
     return kind(**out)
+
+
+def _as_type(name: str, hint: str, v):
+    """``v`` as the field's type, or a ``ValueError`` naming the field: a hand-edited config.json or a
+    ``--set`` with a typo must fail here, not deep inside training or generation."""
+    if hint.endswith(" | None"):
+        if v is None:
+            return None
+        hint = hint.removesuffix(" | None")
+    if hint in ("bool", "<class 'bool'>"):
+        return v if isinstance(v, bool) else _as_bool(name, v)
+    if hint in ("int", "<class 'int'>"):
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        raise ValueError(f"{name}: expected an integer, got {v!r}")
+    if hint in ("float", "<class 'float'>"):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        raise ValueError(f"{name}: expected a number, got {v!r}")
+    if hint in ("str", "<class 'str'>"):
+        if isinstance(v, str):
+            return v
+        raise ValueError(f"{name}: expected text, got {v!r}")
+    if hint.startswith("tuple"):
+        if isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+            return tuple(v)
+        raise ValueError(f"{name}: expected a list of integers, got {v!r}")
+    return v
 
 
 def _as_bool(name: str, v) -> bool:

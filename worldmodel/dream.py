@@ -64,9 +64,12 @@ def main(argv=None) -> dict:
     from worldmodel.dream_env import DreamEnv
 
     torch.set_num_threads(args.threads)
-    env = DreamEnv(args.checkpoint, temperature=args.temperature, context=args.context, horizon=10**9,
-                   device=args.device, top_k=args.top_k, termination=args.termination, schedule=args.schedule,
-                   passes=args.passes)
+    try:
+        env = DreamEnv(args.checkpoint, temperature=args.temperature, context=args.context, horizon=10**9,
+                       device=args.device, top_k=args.top_k, termination=args.termination,
+                       schedule=args.schedule, passes=args.passes)
+    except (ValueError, OSError) as e:  # a bad setting, or a missing or damaged checkpoint
+        raise SystemExit(f"python -m worldmodel.dream: error: {e}") from None
     real = env.core.real if args.side_by_side else None  # the scene the dream's contexts come from
     keys = env.core.real.unwrapped.get_keys_to_action()
     if args.policy == "keys":

@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
-from worldmodel.config import SCHEDULES
 from worldmodel.dynamics import DynamicsState
 from worldmodel.graphs import step_graph
+from worldmodel.sampling import check_sampling
 
 TERMINATION_MODES = ("sample", "threshold", "off")
 
@@ -57,16 +57,9 @@ def check_settings(temperature: float, context: int, horizon: int, top_k: int | 
         raise ValueError(f"context must be an integer >= 1, got {context!r}")
     if not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
         raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
-    if not (np.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
-        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if termination not in TERMINATION_MODES:
         raise ValueError(f"termination must be one of {TERMINATION_MODES}, got {termination!r}")
-    if schedule is not None and schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be None (the checkpoint's) or one of {SCHEDULES}, got {schedule!r}")
-    if passes is not None and not (isinstance(passes, (int, np.integer)) and passes >= 1):
-        raise ValueError(f"passes must be None (the checkpoint's) or an integer >= 1, got {passes!r}")
+    check_sampling(temperature, top_k, schedule, passes)
 
 
 def terminate(mode: str, p: float, rng: np.random.Generator) -> bool:
@@ -162,9 +155,19 @@ class _Group:
 
 # ---------------------------------------------------------------------- the engine
 def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``; ``ValueError`` for anything
+    else or for CUDA on a machine without it."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: this machine has no CUDA device (use cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
 
 
 def load_model(checkpoint, device: torch.device):

@@ -41,10 +41,18 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
     for stage in STAGES:
         if not (run / stage / "model.safetensors").exists():
             raise FileNotFoundError(f"{run}: no {stage} checkpoint (train it first)")
-    if out.exists():
-        if not overwrite:
-            raise FileExistsError(f"{out} exists: pass --overwrite to replace it")
-        shutil.rmtree(out)
+    if out.resolve() == run.resolve() or run.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"--out {out} would replace the run {run} it exports: choose another folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: pass --overwrite to replace it")
+    if isinstance(eval_reports, (str, Path)):
+        eval_reports = [eval_reports]
+    reports = []
+    for path in eval_reports:  # read before anything is written: a bad path must not cost the old copy
+        try:
+            reports.append((str(path), json.loads(Path(path).read_text())))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--eval {path}: not a readable evaluate report.json ({e})") from None
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -58,11 +66,15 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
         shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
         states[stage] = json.loads((run / stage / "train_state.json").read_text())
     cfg.to_json(tmp / "config.json")
-    if isinstance(eval_reports, (str, Path)):
-        eval_reports = [eval_reports]
-    reports = [(str(p), json.loads(Path(p).read_text())) for p in eval_reports]
     (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note, passes))
-    tmp.rename(out)
+    if out.exists():  # the old copy goes only once the new one is whole
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
     return out
 
 

@@ -15,13 +15,13 @@ import argparse
 import os
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
-import torch
 
 from worldmodel.config import SCHEDULES
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m worldmodel.generate", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="run directory (RUN with config.json)")
@@ -43,7 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fps", type=float, default=15)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="seq.mp4", help="MP4 (or .png for a contact sheet)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
+    return args
 
 
 def _actions(space: dict, policy: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -57,15 +64,14 @@ def _actions(space: dict, policy: str, n: int, rng: np.random.Generator) -> np.n
     return rng.uniform(space["low"][0], space["high"][0], size=shape).astype(np.float32)
 
 
-def real_rollout(env_id: str, seed: int, steps: int, policy: str, size: tuple[int, int],
+def real_rollout(env_id: str | gym.Env, seed: int, steps: int, policy: str, size: tuple[int, int] = (64, 64),
                  actions: np.ndarray | None = None):
-    """Frames (steps+1, H, W, 3) and actions of a real episode (stops early at termination)."""
-    import gymnasium as gym
-
+    """Frames (steps+1, H, W, 3) and actions of a real episode (stops early at termination). ``env_id``:
+    a scene id (made at ``size``, discrete actions), or an env to use (closed afterwards)."""
     import envs  # noqa: F401
     from worldmodel.config import space_spec
 
-    env = gym.make(env_id, width=size[1], height=size[0])
+    env = gym.make(env_id, width=size[1], height=size[0]) if isinstance(env_id, str) else env_id
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     frames, acts = [obs], []
@@ -75,7 +81,7 @@ def real_rollout(env_id: str, seed: int, steps: int, policy: str, size: tuple[in
         elif policy == "heuristic":
             a = env.unwrapped.heuristic()
         elif policy == "noop":
-            a = 0
+            a = _actions(space_spec(env.action_space), "noop", 1, rng)[0]
         else:
             a = _actions(space_spec(env.action_space), "random", 1, rng)[0]
         obs, _, term, trunc, _ = env.step(a)
@@ -87,21 +93,54 @@ def real_rollout(env_id: str, seed: int, steps: int, policy: str, size: tuple[in
     return np.stack(frames), np.asarray(acts)
 
 
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One argparse error for a bad setting, before the checkpoint loads."""
+    from worldmodel.sampling import check_sampling
+
+    for name in ("context", "horizon", "samples", "scale"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not args.fps > 0:
+        p.error(f"--fps must be > 0, got {args.fps}")
+    try:
+        check_sampling(args.temperature, args.top_k, args.schedule, args.steps)
+    except ValueError as e:
+        p.error(str(e).replace("top_k", "--top-k").replace("passes", "--steps"))
+    if Path(args.out).suffix.lower() not in (".mp4", ".png"):
+        p.error(f"--out must end in .mp4 (a video) or .png (a contact sheet), got {args.out!r}")
+    if args.image and args.policy == "heuristic":
+        p.error("--policy heuristic needs the real scene's state: use it with --env, not --image")
+    if args.image and not Path(args.image).is_file():
+        p.error(f"--image {args.image}: no such file")
+
+
 def main(argv=None) -> Path:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    args = parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
     import worldmodel
     from envs.video import grid, upscale, write_mp4
+    from worldmodel.dream_env import make_real_env, resolve_device
 
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else (
-        "cpu" if args.device == "auto" else args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        p.error(f"--device: {e}")
     model = worldmodel.load(args.checkpoint, device=device)
     cfg = model.cfg
-    H, W = cfg.tokenizer.height, cfg.tokenizer.width
+    if args.top_k is not None and args.top_k > cfg.tokenizer.codebook_size:
+        p.error(f"--top-k {args.top_k} exceeds the checkpoint's {cfg.tokenizer.codebook_size} codes")
     rng = np.random.default_rng(args.seed)
     real = None
     if args.env:
-        frames, acts = real_rollout(args.env, args.seed, args.context - 1 + args.horizon, args.policy, (H, W))
+        if cfg.env_id and args.env != cfg.env_id:
+            p.error(f"--env {args.env}: {args.checkpoint} was trained on {cfg.env_id}; dream that scene")
+        try:
+            env = make_real_env(cfg)  # the checkpoint's scene, size and action mode (Discrete or Box)
+        except ValueError as e:
+            p.error(str(e))
+        frames, acts = real_rollout(env, args.seed, args.context - 1 + args.horizon, args.policy)
         if len(frames) < args.context + 1:
             raise SystemExit("the episode ended inside the context; try another --seed")
         context, ctx_actions = frames[: args.context], acts[: args.context - 1]

@@ -20,6 +20,7 @@ import torch.nn as nn
 from worldmodel.config import WorldModelConfig
 from worldmodel.dynamics import Dynamics, DynamicsState
 from worldmodel.graphs import StepGraph, step_graph
+from worldmodel.sampling import check_sampling
 from worldmodel.tokenizer import Tokenizer, resize_frames
 
 
@@ -42,6 +43,27 @@ class DreamState:
     schedule: str | None = None  # MaskGIT commit schedule; None = the config's
 
 
+def check_actions(space: dict, a: torch.Tensor, name: str = "actions") -> None:
+    """A batch of actions against the model's action space spec (``config.space_spec``)."""
+    if space["type"] == "discrete":
+        if a.dtype == torch.bool or a.is_floating_point() or a.is_complex():
+            raise TypeError(f"{name} must be integer ids in [0, {space['n']}), got dtype {a.dtype}")
+        if a.numel() and (int(a.min()) < 0 or int(a.max()) >= space["n"]):
+            raise ValueError(f"{name} must be in [0, {space['n']}), got values from {int(a.min())} to "
+                             f"{int(a.max())}")
+        return
+    shape = tuple(space["shape"])
+    if a.dtype == torch.bool or tuple(a.shape[a.dim() - len(shape):]) != shape:
+        raise ValueError(f"{name} must be numbers of shape (..., {', '.join(map(str, shape))}), got "
+                         f"{a.dtype} {tuple(a.shape)}")
+    x = a.double().reshape(-1, *shape)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    low, high = (torch.tensor(space[k], dtype=torch.float64).reshape(shape) for k in ("low", "high"))
+    if ((x < low - 1e-6) | (x > high + 1e-6)).any():
+        raise ValueError(f"{name} must lie in [{space['low']}, {space['high']}]")
+
+
 class WorldModel(nn.Module):
     def __init__(self, cfg: WorldModelConfig):
         super().__init__()
@@ -59,11 +81,19 @@ class WorldModel(nn.Module):
         x = frames if torch.is_tensor(frames) else torch.from_numpy(np.array(frames))  # a writable copy
         if x.dtype != torch.uint8:
             raise TypeError(f"frames must be uint8, got {x.dtype}")
+        if x.dim() < 3 or x.shape[-1] != 3:
+            raise ValueError(f"frames must be RGB, (..., H, W, 3), got shape {tuple(x.shape)}")
         t = self.cfg.tokenizer
         return resize_frames(x.to(self.device), t.height, t.width)
 
-    def prepare_actions(self, actions) -> torch.Tensor:
+    def prepare_actions(self, actions, name: str = "actions") -> torch.Tensor:
+        """Actions (..., [k]) -> a tensor on the model's device. Checked against the action space
+        (``ValueError``/``TypeError``) unless already on a CUDA device, where a check would cost a host
+        sync per frame: a Discrete id outside [0, n) would otherwise read as the internal "unknown"
+        action or crash deep in an embedding, a float would be truncated, and a NaN would flow on."""
         a = actions if torch.is_tensor(actions) else torch.from_numpy(np.array(actions))
+        if a.device.type == "cpu":
+            check_actions(self.cfg.action_space, a, name)
         a = a.to(self.device)
         if self.cfg.action_space["type"] == "discrete":
             return a.long()
@@ -81,11 +111,19 @@ class WorldModel(nn.Module):
         the same samples as without, many times faster at small batches); compile: with cuda_graph,
         compile the captured frame with ``torch.compile`` first (fewer, fused kernels; a one-time cost
         of tens of seconds)."""
+        check_sampling(temperature, top_k, schedule, maskgit_steps)
+        if top_k is not None and top_k > self.cfg.tokenizer.codebook_size:
+            raise ValueError(f"top_k {top_k} exceeds the {self.cfg.tokenizer.codebook_size} codes")
         frames = self.prepare_frames(context_frames)
+        if frames.dim() != 5:
+            raise ValueError(f"context_frames must be (B, C, H, W, 3), got shape {tuple(frames.shape)}")
         B, C = frames.shape[:2]
         tokens = self.tokenizer.encode(frames.flatten(0, 1))  # (B·C, h, w)
         tokens = tokens.view(B, C, *tokens.shape[1:])  # (B, C, h, w)
-        ca = None if context_actions is None else self.prepare_actions(context_actions)
+        ca = None if context_actions is None else self.prepare_actions(context_actions, "context_actions")
+        if ca is not None and tuple(ca.shape[:2]) != (B, C - 1):
+            raise ValueError(f"context_actions must be ({B}, {C - 1}[, k]) for {C} context frames, got "
+                             f"shape {tuple(ca.shape)}")
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -124,15 +162,24 @@ class WorldModel(nn.Module):
         num_samples: independent rollouts per context (batched together);
         cuda_graph, compile, schedule: see ``reset``.
         """
+        if horizon is not None and not (isinstance(horizon, (int, np.integer)) and horizon >= 1):
+            raise ValueError(f"horizon must be None (one frame per action) or an integer >= 1, "
+                             f"got {horizon!r}")
+        if not (isinstance(num_samples, (int, np.integer)) and num_samples >= 1):
+            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         frames = self.prepare_frames(context_frames)
         acts = self.prepare_actions(actions)
         if frames.dim() == 4:  # one rollout
             frames, acts = frames[None], acts[None]
             context_actions = None if context_actions is None else self.prepare_actions(context_actions)[None]
         B = frames.shape[0]
+        if frames.dim() != 5 or acts.dim() < 2 or acts.shape[0] != B:
+            raise ValueError(f"context_frames (B, C, H, W, 3) need actions (B, horizon[, k]); got shapes "
+                             f"{tuple(frames.shape)} and {tuple(acts.shape)}")
         horizon = horizon or acts.shape[1]
         if acts.shape[1] < horizon:
-            raise ValueError(f"need {horizon} actions, got {acts.shape[1]}")
+            raise ValueError(f"actions must be ({B}, >= {horizon}[, k]) for {B} rollouts of {horizon} "
+                             f"frames, got shape {tuple(acts.shape)}")
         S = num_samples
         frames = frames.repeat_interleave(S, 0)  # (B·S, C, H, W, 3)
         acts = acts.repeat_interleave(S, 0)

@@ -20,7 +20,26 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+
+def check_sampling(temperature: float, top_k: int | None = None, schedule: str | None = None,
+                   passes: int | None = None) -> None:
+    """``ValueError`` naming the first bad generation setting: temperature (finite, >= 0; 0 = argmax),
+    top_k (None or >= 1), schedule (None = the checkpoint's, or one of ``config.SCHEDULES``), passes
+    (None = the checkpoint's, or >= 1 MaskGIT passes per frame)."""
+    from worldmodel.config import SCHEDULES
+
+    number = isinstance(temperature, (int, float, np.number)) and not isinstance(temperature, np.bool_ | bool)
+    if not (number and np.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
+        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be None (the checkpoint's) or one of {SCHEDULES}, got {schedule!r}")
+    if passes is not None and not (isinstance(passes, (int, np.integer)) and passes >= 1):
+        raise ValueError(f"passes must be None (the checkpoint's) or an integer >= 1, got {passes!r}")
 
 
 def draw(batch: int, shape: tuple[int, ...], generator, device) -> torch.Tensor:

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from worldmodel import checkpoint as ckpt
-from worldmodel.config import WorldModelConfig, preset
+from worldmodel.config import WorldModelConfig, preset, space_spec
 from worldmodel.data import EpisodeStore, sample_rows, sample_seeds
 from worldmodel.distributed import Ctx, LossModule, any_across, barrier, mean_across, setup_distributed
 from worldmodel.metrics import rollout_eval, summary
@@ -54,7 +55,7 @@ class Args:
     episode_steps: int = 100
     """with --env: steps per episode at most"""
     preset: str = "tiny"
-    """tiny | small | base | seed163m (ignored on --resume: the run's config.json wins)"""
+    """tiny | small | base | seed163m (ignored when --out holds a trained stage: its config.json wins)"""
     out: str = "runs/wm"
     """run directory"""
     steps: int | None = None
@@ -71,7 +72,7 @@ class Args:
     stage: str = "all"
     """tokenizer | dynamics | all"""
     seed: int | None = None
-    """overrides train.seed"""
+    """overrides train.seed (a new run only: a continued run keeps its seed)"""
     set: list[str] = field(default_factory=list)
     """config overrides, e.g. --set dynamics.d_model=64 train.dynamics_batch=8"""
     threads: int | None = None
@@ -105,6 +106,12 @@ def parse_args(argv=None) -> Args:
         p.error("give exactly one of --data DIR or --env ID")
     if args.stage not in ("tokenizer", "dynamics", "all"):
         p.error("--stage must be tokenizer, dynamics or all")
+    from worldmodel.dream_env import resolve_device
+
+    try:
+        resolve_device(args.device)
+    except ValueError as e:
+        p.error(f"--device: {e}")
     return args
 
 
@@ -121,21 +128,89 @@ def _field_docs(cls) -> dict[str, str]:
     return docs
 
 
+#: Fields the dynamics copies from the tokenizer (``WorldModelConfig.sync``): set those instead.
+DERIVED = {"dynamics.codebook_size": "tokenizer.codebook_size", "dynamics.grid": "the tokenizer's size"}
+
+
 def apply_overrides(cfg: WorldModelConfig, pairs: list[str]) -> WorldModelConfig:
+    """``--set SECTION.FIELD=VALUE`` pairs (VALUE as JSON, else as text), checked against the fields'
+    types; ``ValueError`` naming the pair otherwise."""
     d = cfg.to_dict()
     for pair in pairs:
-        key, _, value = pair.partition("=")
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE, e.g. dynamics.d_model=64")
+        if key in DERIVED:
+            raise ValueError(f"--set {key}: derived from {DERIVED[key]}; set that instead")
         node = d
         *path, last = key.split(".")
-        for k in path:
+        for depth, k in enumerate(path):
+            if not isinstance(node, dict) or k not in node:
+                valid = sorted(n for n, v in node.items() if isinstance(v, dict)) if isinstance(node, dict) \
+                    else []
+                raise ValueError(f"--set {key}: no section {'.'.join(path[:depth + 1])!r}; sections: {valid}")
             node = node[k]
-        if last not in node:
+        if not isinstance(node, dict) or last not in node or isinstance(node[last], dict):
             raise ValueError(f"--set {key}: no such config field")
         try:
             node[last] = json.loads(value)
         except ValueError:
             node[last] = value
-    return WorldModelConfig.from_dict(d).sync()
+    try:
+        return WorldModelConfig.from_dict(d).sync()
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--set: {e}") from None
+
+
+def data_spec(args: Args) -> tuple[dict, str | None]:
+    """(action space spec, scene id) of the training data, without loading it."""
+    if args.data is not None:
+        import collect
+        from worldmodel.data import _space_of_dataset
+
+        try:
+            ds = collect.open_dataset(args.data)
+        except collect.DatasetError as e:
+            raise SystemExit(f"--data: {e}") from None
+        return _space_of_dataset(ds), ds.env_id
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the scenes)
+
+    if args.env not in gym.registry:
+        raise SystemExit(f"--env {args.env}: unknown scene id; choose from {', '.join(envs.SCENE_IDS)}")
+    env = gym.make(args.env)
+    try:
+        return space_spec(env.action_space), args.env
+    finally:
+        env.close()
+
+
+def run_config(args: Args, run: Path) -> tuple[WorldModelConfig, bool]:
+    """(config, fresh). A run that has a trained stage keeps its config.json (``--preset`` and
+    ``--seed`` do not apply; ``--set`` overrides apply to this invocation), so ``--stage dynamics``
+    after ``--stage tokenizer`` builds the same model; its data must be of the same scene and action
+    space. Otherwise the config comes from the preset and is written (fresh)."""
+    space, env_id = data_spec(args)
+    trained = (run / "config.json").exists() and any(ckpt.has_stage(run, s) for s in ckpt.STAGES)
+    try:
+        if not trained:
+            cfg = apply_overrides(preset(args.preset, space, env_id), args.set)
+            if args.seed is not None:
+                cfg.train.seed = args.seed
+            return cfg, True
+        cfg = apply_overrides(ckpt.load_config(run), args.set)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    if cfg.action_space != space:
+        raise SystemExit(f"{run} was trained with actions {cfg.action_space}; this data has {space}: "
+                         "choose another --out")
+    if cfg.env_id and env_id and cfg.env_id != env_id:
+        raise SystemExit(f"{run} was trained on {cfg.env_id}; this data is {env_id}: choose another --out")
+    if args.seed is not None and args.seed != cfg.train.seed:
+        raise SystemExit(f"--seed {args.seed}: {run} was trained with seed {cfg.train.seed}, which a "
+                         "continued run keeps (choose another --out for another seed)")
+    return cfg, False
 
 
 def make_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -451,29 +526,25 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     rank, world, device = setup_distributed(args.device)
     run = Path(args.out)
-    if args.resume and (run / "config.json").exists():
-        cfg = ckpt.load_config(run)
-    else:
-        cfg = None
+    stages = ckpt.STAGES if args.stage == "all" else (args.stage,)
+    done = [s for s in stages if ckpt.has_stage(run, s)]
+    if done and not args.resume:
+        raise SystemExit(f"{run / done[0]} exists: pass --resume to continue it, or choose another --out")
+    cfg, fresh = run_config(args, run)
     if args.data is not None:
-        train, val = EpisodeStore.from_dataset(args.data, val_fraction=0.1, seed=0)
+        train, val = EpisodeStore.from_dataset(args.data, val_fraction=cfg.train.val_fraction, seed=0)
     else:
-        train, val = EpisodeStore.from_env(args.env, args.episodes, args.episode_steps, seed=0)
-    if cfg is None:
-        cfg = preset(args.preset, train.action_space, train.env_id)
-        cfg = apply_overrides(cfg, args.set)
-        if args.seed is not None:
-            cfg.train.seed = args.seed
-    elif args.set:
-        cfg = apply_overrides(cfg, args.set)
+        train, val = EpisodeStore.from_env(args.env, args.episodes, args.episode_steps, seed=0,
+                                           val_fraction=cfg.train.val_fraction)
+    torch.manual_seed(cfg.train.seed)
+    model = WorldModel(cfg).to(device)  # a config that cannot build fails here, before anything is written
     ctx = Ctx(args, cfg, run, device, rank, world)
     if ctx.main:
         run.mkdir(parents=True, exist_ok=True)
-        if not (run / "config.json").exists():
-            cfg.to_json(run / "config.json")
+        if fresh:
+            cfg.to_json(run / ".config.json.tmp")
+            os.replace(run / ".config.json.tmp", run / "config.json")
         _record_command(run, argv)
-    torch.manual_seed(cfg.train.seed)
-    model = WorldModel(cfg).to(device)
     if ctx.main:
         counts = model.num_parameters()
         print(f"world model '{cfg.preset}': tokenizer {counts['tokenizer'] / 1e6:.2f}M, dynamics "
