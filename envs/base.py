@@ -12,7 +12,11 @@ is not enough. This class owns everything else, once:
 * action validation (``TypeError`` for a wrong type, ``ValueError`` for out-of-range or NaN);
 * the tracked objects ("things") and their export as ``info["state"]`` (an ``ObjectState``) in the
   observation's pixel frame, and ``info["contacts"]`` (``Contacts``) from a wildcard
-  ``space.on_collision`` handler (see envs/state.py for why these are not a dict and an ndarray);
+  ``space.on_collision`` handler (see envs/state.py for why these are not a dict and an ndarray).
+  ``visible`` is a cheap bound, not a pixel test: the thing is not ``hidden`` and its bounding
+  circle's square ``[x - r, x + r] × [y - r, y + r]`` (``position``, ``radius``) overlaps the frame
+  ``(0, width) × (0, height)``; a visible thing may still show no pixel (only a corner of that
+  square on the frame, or covered by another object);
 * rendering through :class:`envs.render.Canvas`, and the human window.
 
 World coordinates: x right, y down, origin top-left, in world units; the frame shows
@@ -64,7 +68,17 @@ class Thing:
     controlled: bool = False
     hidden: bool = False  # not drawn (e.g. collected); still reported, with visible=False
     # ``controlled`` and ``hidden`` may change mid-episode (a crane's block is controlled until dropped).
+    own_color: bool = False  # picked by the palette for this thing: given back when it is removed
     data: dict = field(default_factory=dict)  # scene-specific bookkeeping
+
+
+def fit(low: float, high: float) -> tuple[float, float]:
+    """``(low, high)``, or both at their middle when the range is empty.
+
+    For the ranges a scene places things in: in a narrow frame (say 32×160, 51 units wide) a margin
+    meant for 64×64 may leave no room, and a uniform draw from an empty range would raise.
+    """
+    return (low, high) if low <= high else ((low + high) / 2,) * 2
 
 
 def bounding_radius(body: pymunk.Body, shapes) -> float:
@@ -106,6 +120,8 @@ class PymunkScene(gym.Env, EzPickle):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if not isinstance(continuous, (bool, np.bool_)):  # "no" or 0 must not silently pick a mode
+            raise TypeError(f"continuous must be a bool (True or False), got {continuous!r}")
         if continuous and not self.CONTINUOUS_DIM:
             raise ValueError(f"{type(self).__name__} has no continuous action mode")
         assert self.ACTIONS[0] == "noop", "action 0 must be 'do nothing'"
@@ -215,7 +231,7 @@ class PymunkScene(gym.Env, EzPickle):
         thing = Thing(id=self._next_id, kind=KIND_INDEX[kind], body=body, shapes=shapes,
                       color=tuple(color) if color is not None else self.palette.take(),
                       radius=radius if radius is not None else bounding_radius(body, shapes),
-                      controlled=controlled)
+                      controlled=controlled, own_color=color is None)
         self._next_id += 1
         for s in shapes:
             self._owner[s] = thing.id
@@ -223,6 +239,10 @@ class PymunkScene(gym.Env, EzPickle):
         return thing
 
     def remove_thing(self, thing: Thing) -> None:
+        """Takes a thing out of the space and the state; a colour the palette picked for it is freed
+        (scenes that keep spawning, like FallingLeaves, would otherwise run out of distinct colours)."""
+        if thing.own_color:
+            self.palette.release(thing.color)
         self.space.remove(*thing.shapes)
         if thing.body.space is not None and thing.body.body_type != pymunk.Body.STATIC:
             self.space.remove(thing.body)

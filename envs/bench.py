@@ -26,6 +26,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
+from envs.base import MAX_SIZE, MIN_SIZE  # noqa: E402
 
 
 def steps_per_second(env, seconds: float) -> float:
@@ -51,8 +52,8 @@ def reset_ms(env, n: int = 30) -> float:
     return 1000 * statistics.median(times)
 
 
-def mean_return(env_id: str, policy: str, seeds, max_steps: int) -> float:
-    env = gym.make(env_id, max_episode_steps=max_steps)
+def mean_return(env_id: str, policy: str, seeds, max_steps: int, size: int = 64) -> float:
+    env = gym.make(env_id, max_episode_steps=max_steps, width=size, height=size)
     totals = []
     for seed in seeds:
         env.reset(seed=seed)
@@ -131,13 +132,31 @@ def busy_speedup(step_us: float, seconds: float, vector_kwargs: dict | None = No
     return _async_rate(venv, seconds, pin) / one
 
 
+def scene_ids(spec: str) -> list[str]:
+    """Registered ids for comma-separated scene names ('BouncingBalls' or the full id); '' = all.
+
+    An unknown name is a ``ValueError`` that lists the valid ones."""
+    names = {i.split("/")[1].rsplit("-", 1)[0]: i for i in envs.SCENE_IDS}
+    ids = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        env_id = names.get(part) or (part if part in envs.SCENE_IDS else None)
+        if env_id is None:
+            raise ValueError(f"unknown scene {part!r}; valid: {', '.join(names)} (or their full ids)")
+        if env_id not in ids:
+            ids.append(env_id)
+    return ids or list(envs.SCENE_IDS)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=64, help="frame width and height (default 64)")
+    ap.add_argument("--size", type=int, default=64,
+                    help="frame width and height, also for --returns (default 64)")
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per round (default 1)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; median reported")
-    ap.add_argument("--scenes", default="", help="comma-separated scene names (default: all)")
-    ap.add_argument("--cpu", type=int, default=0, help="pin to this core; -1 = no pinning")
+    ap.add_argument("--scenes", default="",
+                    help="comma-separated scene names, e.g. BouncingBalls,TopDown (default: all)")
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="pin to this core (one this process may run on); -1 = no pinning")
     ap.add_argument("--returns", action="store_true", help="also heuristic vs random returns")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per policy for --returns")
     ap.add_argument("--vec", action="store_true", help="make_vec async x2 vs one process instead")
@@ -147,12 +166,28 @@ def main(argv=None) -> None:
                     help="with --vec: also a busy-wait env of each scene's step time (what any env gets)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
-
-    ids = [i for i in envs.SCENE_IDS
-           if not args.scenes or i.split("/")[1].rsplit("-", 1)[0] in args.scenes.split(",")]
+    try:
+        ids = scene_ids(args.scenes)
+    except ValueError as e:
+        ap.error(f"--scenes: {e}")
+    try:
+        vector_kwargs = json.loads(args.vec_kwargs)
+    except ValueError as e:
+        ap.error(f"--vec-kwargs is not JSON: {e}")
+    if not isinstance(vector_kwargs, dict):
+        ap.error(f"--vec-kwargs must be a JSON object, got {args.vec_kwargs!r}")
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        ap.error(f"--size must be in [{MIN_SIZE}, {MAX_SIZE}], got {args.size}")
+    if args.rounds < 1 or args.episodes < 1 or not args.seconds > 0:
+        ap.error("--rounds and --episodes must be at least 1 and --seconds positive")
+    if args.cpu < -1:
+        ap.error(f"--cpu must be a core number or -1 (no pinning), got {args.cpu}")
+    if args.cpu >= 0 and not args.vec and hasattr(os, "sched_getaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        if args.cpu not in allowed:
+            ap.error(f"--cpu {args.cpu} is not a core this process may run on; choose from {allowed} or -1")
     result: dict = {"size": args.size}
     if args.vec:
-        vector_kwargs = json.loads(args.vec_kwargs)
         seconds = args.seconds * args.rounds
         for env_id in ids:
             one, two = vec_speedup(env_id, seconds, vector_kwargs, args.pin, args.size)
@@ -191,10 +226,11 @@ def main(argv=None) -> None:
     if args.returns:
         seeds = range(args.episodes)
         print(f"\n{'scene':36s} {'heuristic':>10s} {'random':>10s}   "
-              f"(mean return, seeds 0-{args.episodes - 1})")
+              f"(mean return, seeds 0-{args.episodes - 1}, "
+              f"{args.size}x{args.size})")
         for env_id in ids:
-            h = mean_return(env_id, "heuristic", seeds, 1000)
-            r = mean_return(env_id, "random", seeds, 1000)
+            h = mean_return(env_id, "heuristic", seeds, 1000, args.size)
+            r = mean_return(env_id, "random", seeds, 1000, args.size)
             result.setdefault(env_id, {}).update(heuristic_return=h, random_return=r)
             print(f"{env_id:36s} {h:10.2f} {r:10.2f}")
     if args.json:

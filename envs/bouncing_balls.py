@@ -57,7 +57,8 @@ gym.make("WorldGym/BouncingBalls-v0", render_mode="rgb_array", width=64, height=
 env.reset(seed=0, options={"num_balls": (3, 3), "gravity": 600.0, "radius": (6.0, 10.0)})
 ```
 
-Options: `gravity`, `num_balls`, `radius`, `speed`, `density`, `elasticity`, `paddle_width`.
+Options: `gravity`, `num_balls`, `radius`, `speed`, `density`, `elasticity`, `paddle_width`. In a
+frame too narrow for them (e.g. 32×160) the paddle and the balls are clamped to the room between the walls.
 
 ## Version History
 
@@ -70,7 +71,7 @@ import math
 import numpy as np
 import pymunk
 
-from envs.base import PymunkScene, speed_limit
+from envs.base import PymunkScene, fit, speed_limit
 from envs.options import Option
 
 PADDLE_HEIGHT = 8.0
@@ -103,8 +104,9 @@ class BouncingBalls(PymunkScene):
 
     def _add_paddle(self, width: float) -> None:
         body = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
+        width = min(width, self.world_width - 2 * WALL)  # a narrow frame: as wide as the walls allow
         half = width / 2
-        body.position = (self.uniform(WALL + half, self.world_width - WALL - half),
+        body.position = (self.uniform(*fit(WALL + half, self.world_width - WALL - half)),
                          self.world_height - PADDLE_MARGIN)
         shape = pymunk.Poly.create_box(body, (width, PADDLE_HEIGHT))
         shape.elasticity, shape.friction = 1.0, 0.2
@@ -115,9 +117,9 @@ class BouncingBalls(PymunkScene):
         o = self.opt
         placed: list[tuple[float, float, float]] = []
         for _ in range(n):
-            r = self.uniform(*o["radius"])
+            r = min(self.uniform(*o["radius"]), (self.world_width - 2 * WALL) / 2)  # fits between the walls
             for _attempt in range(100):  # rejection sampling for a free spot
-                x = self.uniform(WALL + r, self.world_width - WALL - r)
+                x = self.uniform(*fit(WALL + r, self.world_width - WALL - r))
                 y = self.uniform(WALL + r, self.world_height * 2 / 3)
                 if all(math.hypot(x - px, y - py) > r + pr + 2 for px, py, pr in placed):
                     break
@@ -140,7 +142,7 @@ class BouncingBalls(PymunkScene):
         else:
             vx = (0.0, -PADDLE_SPEED, PADDLE_SPEED)[action]
         x = self.paddle.body.position.x
-        lo, hi = WALL + self.paddle_half, self.world_width - WALL - self.paddle_half
+        lo, hi = fit(WALL + self.paddle_half, self.world_width - WALL - self.paddle_half)
         vx = self.bounded_rate(vx, x, lo, hi)  # stop at the walls
         self.paddle.body.velocity = (vx, 0.0)
 

@@ -190,7 +190,8 @@ class MorphingShapes(PymunkScene):
                 plan.append(("tunnel", self.uniform(24.0, 48.0), self.uniform(*o["gap_height"])))
         while plan and sum(w for _, w, _ in plan) + (len(plan) - 1) * clear > hi - lo:
             plan.pop()
-        free = hi - lo - sum(w for _, w, _ in plan) - (len(plan) - 1) * clear
+        # below 0 only when nothing fits at all (a narrow frame): the plan is empty then
+        free = max(hi - lo - sum(w for _, w, _ in plan) - (len(plan) - 1) * clear, 0.0)
         x = lo
         cuts = np.diff(np.sort(self.np_random.uniform(0, free, len(plan))), prepend=0.0)  # spare room
         for (kind, width, h), cut in zip(plan, cuts.tolist()):

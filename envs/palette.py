@@ -65,5 +65,14 @@ class Palette:
         self._taken.append(rgb)
         return rgb
 
+    def release(self, color) -> None:
+        """Gives back a colour whose object has left the episode: later colours need only stay clear
+        of the ones still in use. Colours handed out twice stay taken until released twice."""
+        color = tuple(color)
+        for i in range(len(self._taken) - 1, 2, -1):  # never the background, static or zone colour
+            if self._taken[i] == color:
+                del self._taken[i]
+                return
+
     def take_many(self, n: int) -> list[tuple[int, int, int]]:
         return [self.take() for _ in range(n)]

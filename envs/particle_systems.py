@@ -48,7 +48,9 @@ uniform random actions 35.7 (±14.9).
 
 ## Starting State
 
-The emitter at a random x on the rail with a random nozzle angle within ±0.5 rad; no particles yet.
+The emitter at a random x on the rail with a random nozzle angle within ±0.5 rad; no particles yet
+(in a frame under 52 units wide, e.g. 32×160, the rail has no room: the emitter stays in the middle
+and only aims, and the pegs line up down the middle).
 `num_bins` bins across the bottom, the target one drawn at random; `num_pegs` pegs of radius 6–10
 units placed apart from each other between the rail and the bins. Age-band and emitter colours are
 drawn from the episode's palette.
@@ -93,7 +95,7 @@ import numpy as np
 import pymunk
 import pymunk.batch
 
-from envs.base import PymunkScene, Thing
+from envs.base import PymunkScene, Thing, fit
 from envs.kinds import KIND_INDEX
 from envs.options import Option
 from envs.state import ObjectState
@@ -183,7 +185,7 @@ class ParticleSystems(PymunkScene):
         for _ in range(n):
             r = self.uniform(6.0, 10.0)
             for _attempt in range(50):  # rejection sampling for a free spot
-                x, y = self.uniform(WALL + 20, self.world_width - WALL - 20), self.uniform(lo_y, hi_y)
+                x, y = self.uniform(*fit(WALL + 20, self.world_width - WALL - 20)), self.uniform(lo_y, hi_y)
                 if all(math.hypot(x - px, y - py) > r + pr + 24 for px, py, pr in self.pegs):
                     self.pegs.append((x, y, r))
                     peg = pymunk.Circle(self.space.static_body, r, (x, y))
@@ -193,7 +195,7 @@ class ParticleSystems(PymunkScene):
 
     def _add_emitter(self) -> None:
         body = pymunk.Body(body_type=pymunk.Body.KINEMATIC)
-        self.rail = (WALL + EMITTER_LEN, self.world_width - WALL - EMITTER_LEN)
+        self.rail = fit(WALL + EMITTER_LEN, self.world_width - WALL - EMITTER_LEN)  # narrow: one point
         body.position = (self.uniform(*self.rail), RAIL_Y)
         body.angle = -self.uniform(-0.5, 0.5)
         shape = pymunk.Poly.create_box(body, (EMITTER_W, EMITTER_LEN))

@@ -20,7 +20,8 @@ ledges, platforms and the floor.
 | 4      | run left and jump       |
 | 5      | run right and jump      |
 
-Keys: ← / → (or a / d) to run, ↑ / space / w to jump, combinations for running jumps.
+Keys: ← / → (or a / d) to run, ↑ / space / w to jump; any run key held with any jump key is a
+running jump (a+space, d+↑, ←+w, …).
 
 ## Observation Space
 
@@ -105,13 +106,14 @@ LEDGE_H, MOVER_W, MOVER_H = 10.0, 40.0, 12.0
 COIN_R = 7.0
 DOOR_W, DOOR_H = 20.0, 34.0
 CHAR, COIN, GOAL, ONEWAY = 1, 2, 3, 4  # collision types
+LEFT_KEYS, RIGHT_KEYS, JUMP_KEYS = ("left", "a"), ("right", "d"), ("up", "space", "w")
 
 
 class Platformer(PymunkScene):
     ACTIONS = ("noop", "left", "right", "jump", "left+jump", "right+jump")
-    KEYS = {("left",): 1, ("a",): 1, ("right",): 2, ("d",): 2, ("up",): 3, ("space",): 3, ("w",): 3,
-            ("left", "up"): 4, ("left", "space"): 4, ("a", "w"): 4,
-            ("right", "up"): 5, ("right", "space"): 5, ("d", "w"): 5}
+    KEYS = {**{(k,): 1 for k in LEFT_KEYS}, **{(k,): 2 for k in RIGHT_KEYS}, **{(k,): 3 for k in JUMP_KEYS},
+            **{(k, j): 4 for k in LEFT_KEYS for j in JUMP_KEYS},  # every run key with every jump key
+            **{(k, j): 5 for k in RIGHT_KEYS for j in JUMP_KEYS}}
     OPTIONS = {
         "gravity": Option(900.0, "downward acceleration, units/s²", 100.0, 3000.0),
         "jump_height": Option(72.0, "apex of a jump above the take-off, units", 10.0, 180.0),

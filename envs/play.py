@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="episode seed (default: random)")
     ap.add_argument("--scale", type=int, default=8, help="window pixels per frame pixel (default 8)")
     ap.add_argument("--size", type=int, default=64, help="frame size (default 64)")
-    ap.add_argument("--record", help="write the play-through to this MP4 (moviepy)")
+    ap.add_argument("--record", help="write the play-through to this MP4 (moviepy); frames are kept "
+                    "in memory until the end (about 12 kB each at 64x64)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = play on)")
     args = ap.parse_args(argv)
     if args.env_id not in envs.SCENE_IDS:
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     window = HumanWindow(args.size, args.size, args.scale, caption=args.env_id)
     fps = env.metadata["render_fps"]
     obs, _ = env.reset(seed=args.seed)
-    frames, total, steps, running = [obs], 0.0, 0, True
+    frames = [obs] if args.record else None  # kept only to be recorded: play can go on for hours
+    total, steps, running = 0.0, 0, True
     while running:
         for event in pygame.event.get():
             if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
@@ -75,7 +77,8 @@ def main(argv=None) -> int:
         obs, reward, term, trunc, _ = env.step(action)
         total += reward
         steps += 1
-        frames.append(obs)
+        if frames is not None:
+            frames.append(obs)
         window.show(obs, fps)
         if term or trunc:
             print(f"episode return {total:.2f}")

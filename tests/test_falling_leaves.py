@@ -95,3 +95,22 @@ def test_leaf_in_basket_is_caught_and_one_on_the_ground_is_missed():
     assert sum(rewards) == pytest.approx(1.0 - 0.1)
     assert sorted(r for r in rewards if r) == pytest.approx([-0.1, 1.0])
     assert (scene.basket.id, caught.id) in contacts or (caught.id, scene.basket.id) in contacts
+
+
+def test_colours_stay_distinct_over_a_long_episode():
+    """Leaves come and go all episode (about 80 here): a removed leaf gives its colour back, so the
+    palette never runs out and relaxes its rule; live objects stay MIN_DISTANCE apart throughout."""
+    from envs.palette import MIN_DISTANCE, max_channel_distance
+
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    _, info = env.reset(seed=0, options={"spawn_interval": (3, 8)})
+    seen, worst = set(), 255
+    for _ in range(1000):
+        _, _, _, _, info = env.step(env.unwrapped.heuristic())
+        st = info["state"]
+        seen.update(st["id"].tolist())
+        colours = [tuple(c) for c in st["color"].tolist()]
+        worst = min([worst] + [max_channel_distance(a, b) for i, a in enumerate(colours)
+                               for b in colours[i + 1:]])
+    assert len(seen) > 60, "many leaves came and went"
+    assert worst >= MIN_DISTANCE, f"two live objects only {worst} apart"

@@ -93,3 +93,20 @@ def test_coin_is_a_sensor_collected_once_and_a_pit_ends_the_episode(env):
         if term:
             break
     assert term and r == pytest.approx(-1.0, abs=0.05)
+
+
+def test_every_run_key_with_every_jump_key_is_a_running_jump(env):
+    """a+space, d+up, left+w, …: each run key (arrow or a/d) held with each jump key (up, space, w)."""
+    from collections import defaultdict
+
+    from envs.base import key_code
+    from envs.play import action_from_keys
+
+    keys = env.unwrapped.get_keys_to_action()
+    for run_keys, action in ((("left", "a"), 4), (("right", "d"), 5)):
+        for run in run_keys:
+            for jump in ("up", "space", "w"):
+                held = (key_code(run), key_code(jump))
+                assert keys[tuple(sorted(held))] == action, (run, jump)
+                assert action_from_keys(defaultdict(bool, dict.fromkeys(held, True)), keys) == action
+    assert env.unwrapped.ACTIONS[4:] == ("left+jump", "right+jump")

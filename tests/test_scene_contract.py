@@ -129,22 +129,53 @@ def test_same_seed_same_episode_in_one_process(env_id):
 
 @pytest.mark.parametrize("env_id", SCENES)
 def test_pickle_round_trip(env_id):
+    """A pickled env comes back fresh (EzPickle rebuilds it from its arguments), not mid-episode."""
     env = make(env_id, width=48, height=40)
+    env.reset(seed=1)
+    env.step(0)
     clone = pickle.loads(pickle.dumps(env))
+    assert clone.unwrapped.space is None
+    with pytest.raises((RuntimeError, gym.error.ResetNeeded), match="reset"):
+        clone.step(0)
     np.testing.assert_array_equal(env.reset(seed=9)[0], clone.reset(seed=9)[0])
     assert clone.observation_space.shape == (40, 48, 3)
 
 
 @pytest.mark.parametrize("env_id", SCENES)
-@pytest.mark.parametrize("size", [(32, 32), (96, 48), (48, 96), (160, 120)])
+@pytest.mark.parametrize("size", [(32, 32), (96, 48), (48, 96), (160, 120), (32, 160), (64, 256), (32, 512)])
 def test_sizes_including_non_square(env_id, size):
+    """(width, height): narrow frames too, where a 64×64 layout does not fit and is clamped."""
     w, h = size
     env = make(env_id, width=w, height=h)
-    obs, info = env.reset(seed=1)
-    assert obs.shape == (h, w, 3) and obs.dtype == np.uint8
-    obs, *_ = env.step(env.action_space.sample())
-    assert obs.shape == (h, w, 3)
-    assert env.observation_space.contains(obs)
+    for seed in (1, 2):
+        obs, info = env.reset(seed=seed)
+        assert obs.shape == (h, w, 3) and obs.dtype == np.uint8
+        obs, *_ = env.step(env.action_space.sample())
+        obs, *_ = env.step(env.unwrapped.heuristic())
+        assert obs.shape == (h, w, 3)
+        assert env.observation_space.contains(obs)
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+@pytest.mark.parametrize("size", [(32, 160), (48, 64), (64, 96)])
+def test_option_bounds_fit_narrow_frames(env_id, size):
+    """Every option at either end of its range (paddle_width=240, basket_width=200, …) still builds
+    a world in a narrow frame: what does not fit is clamped, never a bare numpy error."""
+    w, h = size
+    env = make(env_id, width=w, height=h)
+    for name, opt in env.unwrapped.OPTIONS.items():
+        for value in _bounds(opt):
+            obs, _ = env.reset(seed=0, options={name: value})
+            obs, *_ = env.step(env.unwrapped.heuristic())
+            assert obs.shape == (h, w, 3), (name, value)
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_continuous_must_be_a_bool(env_id):
+    for bad in ("no", 1, 0, None):
+        with pytest.raises(TypeError, match="continuous must be a bool"):
+            gym.make(env_id, continuous=bad)
+    assert isinstance(make(env_id, continuous=np.bool_(False)).action_space, gym.spaces.Discrete)
 
 
 @pytest.mark.parametrize("env_id", SCENES)
@@ -258,14 +289,61 @@ def test_bad_options_raise_clearly(env_id):
         env.reset(seed=0, options={name: "nonsense"})
 
 
+def _episode(env, options=None, steps=60, policy="random", seed=3):
+    """Frames, positions and rewards of a seeded episode (random actions from a seeded space)."""
+    obs, info = env.reset(seed=seed, options=options)
+    env.action_space.seed(0)
+    out = [obs, info["state"]["position"]]
+    for _ in range(steps):
+        a = env.unwrapped.heuristic() if policy == "heuristic" else env.action_space.sample()
+        obs, r, term, trunc, info = env.step(a)
+        out += [obs, info["state"]["position"], np.float64(r)]
+        if term or trunc:
+            break
+    return out
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _bounds(opt):
+    """Non-default values at the ends of an option's allowed range."""
+    d = opt.default
+    if isinstance(d, bool):
+        return [not d]
+    if isinstance(d, tuple):
+        cast = type(d[0])
+        values = [(cast(opt.low), cast(opt.low)), (cast(opt.high), cast(opt.high))]
+    else:
+        values = [type(d)(opt.low), type(d)(opt.high)]
+    return [v for v in values if v != d]
+
+
+#: Options that only act in situations the default 60 random steps may not reach: where they show.
+OPTION_SETUPS = {
+    "box_friction": {"steps": 100, "policy": "heuristic"},  # once the puck pushes a box
+    "gap_height": {"options": {"num_obstacles": (6, 6)}},  # needs a tunnel in the level
+    "collapse_drop": {"options": {"friction": 0.0, "platform_width": 480.0}, "steps": 300,
+                      "policy": "heuristic", "seed": 0},  # needs a tower that slips
+}
+
+
 @pytest.mark.parametrize("env_id", SCENES)
 def test_options_are_applied(env_id):
-    """Every option can be set to its default explicitly and gives the same episode."""
+    """Every option given as its default gives the same episode, and one of its bounds changes the
+    episode (frames, positions or rewards): an option the scene never reads fails here."""
     env = make(env_id)
     defaults = {k: o.default for k, o in env.unwrapped.OPTIONS.items()}
-    a = env.reset(seed=0)[0]
-    b = env.reset(seed=0, options=defaults)[0]
-    np.testing.assert_array_equal(a, b)
+    assert _same(_episode(env), _episode(env, defaults))
+    unread = []
+    for name, opt in env.unwrapped.OPTIONS.items():
+        setup = dict(OPTION_SETUPS.get(name, {}))
+        extra = setup.pop("options", {})
+        base = _episode(env, extra, **setup)
+        if all(_same(base, _episode(env, {**extra, name: v}, **setup)) for v in _bounds(opt)):
+            unread.append(name)
+    assert not unread, f"options with no effect at either bound: {unread}"
 
 
 @pytest.mark.parametrize("env_id", SCENES)
@@ -325,6 +403,54 @@ def test_human_mode_runs_headless(env_id):
         env.step(0)
     assert env.render() is None
     env.close()
+
+
+def test_two_human_envs_share_the_window_and_close_independently():
+    """pygame has one display: closing one human env must not break another (SDL_VIDEODRIVER=dummy)."""
+    import pygame
+
+    a = gym.make(SCENES[0], render_mode="human")
+    b = gym.make(SCENES[2], render_mode="human", width=96, height=48)
+    a.reset(seed=0)
+    b.reset(seed=0)
+    a.step(0)
+    a.close()
+    for _ in range(3):
+        b.step(0)  # was: pygame.error: display Surface quit
+    assert pygame.display.get_surface().get_size() == b.unwrapped._window.size
+    a.close()  # closing twice is harmless and does not close b's window
+    b.step(0)
+    b.close()
+    assert not pygame.display.get_init()
+    a.reset(seed=0)  # a closed env opens a window again on its next frame
+    a.step(0)
+    a.close()
+
+
+def test_play_keeps_frames_only_when_recording(monkeypatch, tmp_path):
+    """``python -m envs.play`` without --record holds no frames (a long session must not grow)."""
+    import tracemalloc
+
+    from envs import play, video
+
+    class Unpaced(play.HumanWindow):
+        def show(self, frame, fps=0):
+            super().show(frame, 0)
+
+    recorded = []
+    monkeypatch.setattr(play, "HumanWindow", Unpaced)
+    monkeypatch.setattr(video, "write_mp4", lambda frames, path, fps: recorded.append(len(frames)) or path)
+    play.main([SCENES[0], "--seed", "0", "--max-steps", "1"])  # imports and caches, before measuring
+    steps, frame_bytes = 400, 64 * 64 * 3
+    tracemalloc.start()
+    try:
+        play.main([SCENES[0], "--seed", "0", "--max-steps", str(steps)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < steps * frame_bytes / 4, f"{peak} bytes held: frames were kept"
+    play.main([SCENES[0], "--seed", "0", "--max-steps", "5", "--record", str(tmp_path / "play.mp4")])
+    assert recorded == [6]  # the reset frame and one per step
 
 
 @pytest.mark.parametrize("env_id", SCENES)
