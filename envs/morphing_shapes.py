@@ -50,7 +50,7 @@ fraction of the course (1 when the blob touches the goal).
 Each step, the centre's rightward displacement as a fraction of the course (its travel from the start
 until the blob touches the goal zone), so a full traverse sums to 1; +1 on reaching the goal. Over
 1,000-step episodes (seeds 0–19, default options) the heuristic earns a mean of 1.99 (20/20 reach
-the goal, in 66 steps on average) and uniform random actions 0.21 (0/20 reach it; `continuous=True`:
+the goal, in 66 steps on average) and uniform random actions 0.24 (0/20 reach it; `continuous=True`:
 1.99 and 0.33) (`python -m envs.bench --returns`).
 
 ## Starting State
