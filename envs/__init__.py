@@ -33,7 +33,9 @@ for _name, (_entry, _max_steps) in _SCENES.items():
     SCENE_IDS.append(_id)
 
 # A world model's dream of a scene (worldmodel/dream_env.py; torch is imported only by gym.make).
+# gym.make_vec batches the dreams through one model call (worldmodel/dream_vector.py) by default.
 if "WorldGym/Dream-v0" not in gym.registry:
-    gym.register(id="WorldGym/Dream-v0", entry_point="worldmodel.dream_env:DreamEnv")
+    gym.register(id="WorldGym/Dream-v0", entry_point="worldmodel.dream_env:DreamEnv",
+                 vector_entry_point="worldmodel.dream_vector:DreamVectorEnv")
 
 __all__ = ["SCENE_IDS", "KINDS", "KIND_INDEX"]

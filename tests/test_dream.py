@@ -1,6 +1,7 @@
 """The dream environment: ``WorldGym/Dream-v0`` (DreamEnv), DreamVectorEnv, the SB3 adapter, the play
 CLI and the soak benchmark, on a micro world model saved as a real run directory (untrained weights:
 these tests check the environment machinery, not what the model has learned)."""
+import json
 import os
 import subprocess
 import sys
@@ -324,6 +325,43 @@ def test_vector_env_validates_actions_and_state_stays_bounded(run):
     assert len(set(sizes[2:])) == 1
 
 
+def test_reset_mask_resets_only_the_masked_dreams(run):
+    venv = DreamVectorEnv(run, 3, horizon=500, termination="off")
+    with pytest.raises(ValueError, match="first reset"):
+        venv.reset(options={"reset_mask": np.array([True, False, False])})
+    first, _ = venv.reset(seed=0)
+    for _ in range(3):
+        moved, *_ = venv.step(np.array([1, 2, 1]))
+    alone = DreamVectorEnv(run, 3, horizon=500, termination="off")
+    again, _ = alone.reset(seed=0)
+    obs, infos = venv.reset(seed=0, options={"reset_mask": np.array([False, True, False])})
+    assert np.array_equal(obs[1], again[1]) and np.array_equal(obs[[0, 2]], moved[[0, 2]])
+    masks = [v.tolist() for k, v in infos.items() if k.startswith("_")]
+    assert masks and all(m == [False, True, False] for m in masks), infos  # infos of the reset dream only
+    assert venv._steps.tolist() == [3, 0, 3]
+    for bad in (np.array([1, 0, 0]), np.array([False, False, False]), np.array([True, False])):
+        with pytest.raises(ValueError, match="reset_mask"):
+            venv.reset(options={"reset_mask": bad})
+
+
+def test_make_vec_batches_the_dreams_and_async_workers_do_not_hang(run):
+    vec = gym.make_vec("WorldGym/Dream-v0", num_envs=2, checkpoint=str(run), horizon=5)
+    assert isinstance(vec, DreamVectorEnv)
+    obs, _ = vec.reset(seed=0)
+    rewards = vec.step(np.array([1, 2]))[1]
+    vec.close()
+    # async: the parent builds one dream (loading torch's thread pool), then forks its workers, which
+    # deadlocked loading their models; a subprocess with a timeout keeps a regression from hanging the suite
+    code = ("import gymnasium as gym, numpy as np, sys, envs; "
+            "v = gym.make_vec('WorldGym/Dream-v0', num_envs=2, vectorization_mode='async', "
+            "checkpoint=sys.argv[1], horizon=5); v.reset(seed=0); "
+            "print(v.step(np.array([1, 2]))[1].tolist()); v.close()")
+    out = subprocess.run([sys.executable, "-c", code, str(run)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert np.allclose(json.loads(out.stdout.strip().splitlines()[-1]), rewards)
+
+
 def test_soak_reports_no_growth_and_finite_values(run, tmp_path):
     from worldmodel import soak
 
@@ -355,6 +393,10 @@ def test_ppo_cnn_policy_trains_on_the_sb3_adapter(run):
     assert model.num_timesteps >= 256
     with pytest.raises(TypeError):
         to_sb3(DreamEnv(run))
+    with pytest.raises(ValueError, match="shared by every dream"):
+        vec.set_attr("horizon", 5, indices=[0])
+    vec.set_attr("horizon", 7)
+    assert vec.get_attr("horizon") == [7, 7]
 
 
 # ---------------------------------------------------------------------- play CLI

@@ -170,8 +170,23 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+_fork_hook_registered = False
+
+
+def _survive_fork() -> None:
+    """Makes a process forked from this one use one torch thread. torch's CPU thread pool does not
+    survive ``fork``: a child that loads or runs a model through the inherited pool deadlocks, and
+    ``gym.make_vec(..., vectorization_mode="async")`` does exactly that (it builds one dream in the
+    parent to read the spaces, then forks its workers). Registered by the first dream of a process."""
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+        _fork_hook_registered = True
+
+
 def load_model(checkpoint, device: torch.device):
     """A loaded WorldModel, or one from a run directory, with clear errors for a bad path."""
+    _survive_fork()
     if isinstance(checkpoint, nn.Module):
         return checkpoint.to(device).eval()
     import worldmodel

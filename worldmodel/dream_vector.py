@@ -80,7 +80,11 @@ class DreamVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         """seed: None, an int (sub-env i gets seed + i) or one seed per sub-env; options (the same for all
-        sub-envs): see :class:`~worldmodel.dream_env.DreamEnv`."""
+        sub-envs): see :class:`~worldmodel.dream_env.DreamEnv`, plus gymnasium's ``reset_mask``, a
+        (num_envs,) bool array: only those sub-envs reset (the others keep their episodes; infos carry
+        only the reset ones)."""
+        options = dict(options or {})
+        rows = self._reset_rows(options.pop("reset_mask", None))
         if seed is None:
             seeds = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)):
@@ -90,14 +94,30 @@ class DreamVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
-        rows = list(range(self.num_envs))
+        seeds = [seeds[i] for i in rows]
         frames, row_infos = self.core.reset_rows(rows, [self._rng(i, s) for i, s in zip(rows, seeds)],
-                                                 seeds, options)
-        self._frames, self._steps[:] = frames, 0
+                                                 seeds, options or None)
+        if self._frames is None:
+            self._frames = frames
+        else:
+            self._frames[rows] = frames
+        self._steps[rows] = 0
         infos: dict[str, Any] = {}
-        for i, info in enumerate(row_infos):
+        for i, info in zip(rows, row_infos):
             infos = self._add_info(infos, info, i)
-        return frames.copy(), infos
+        return self._frames.copy(), infos
+
+    def _reset_rows(self, mask) -> list[int]:
+        if mask is None:
+            return list(range(self.num_envs))
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        if not mask.any():
+            raise ValueError("reset_mask resets no sub-env (all False)")
+        if self._frames is None and not mask.all():
+            raise ValueError("the first reset() must reset every sub-env (no reset_mask)")
+        return np.flatnonzero(mask).tolist()
 
     def check_actions(self, actions) -> np.ndarray:
         """A batch of actions -> (N,) int64 or (N, k) float32, with a clear error for a bad one."""
@@ -206,9 +226,14 @@ def _sb3_vec_env_class():
             return [getattr(self.venv, attr_name)] * len(list(self._get_indices(indices)))
 
         def set_attr(self, attr_name: str, value, indices=None) -> None:
+            """The dreams share their settings: only all sub-envs at once."""
+            if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+                raise ValueError(f"{attr_name!r} is shared by every dream of one DreamVectorEnv: set it "
+                                 "for all of them (indices=None)")
             setattr(self.venv, attr_name, value)
 
         def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
+            """Not available: the dreams are rows of one batched model, not separate env objects."""
             raise NotImplementedError("the dreams share one model; call methods on .venv instead")
 
         def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
