@@ -9,7 +9,8 @@ Top-level keys: ``format``/``format_version``; ``settings`` (everything that dec
 contents: env id, frame size, options, policy, seed, max steps; compared on ``--resume`` and when
 merging); ``env`` (id, name, version, spec, spaces, dt, action names); ``seeding`` (how episode i's
 seeds derive from the dataset seed); ``slice``, ``episodes_requested``; ``storage`` (chunking,
-compression, the padded state layout); ``versions`` (packages); ``counts``; ``shards`` (file, sha256,
+compression, the padded state layout, as the latest run wrote; each shard's own ``storage`` says how
+that shard was written); ``versions`` (packages); ``counts``; ``shards`` (file, sha256,
 bytes, episode indices, steps, returns, max objects and contacts per episode row); ``complete``.
 A shard appears here *before* its file is renamed into place, so every visible shard has a checksum.
 """

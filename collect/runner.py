@@ -307,7 +307,9 @@ def _run(plan: Plan, out: Path, own_path: Path, meta: dict, pending: list[int], 
         bar.set_postfix_str(f"{steps / max(time.perf_counter() - start, 1e-9):,.0f} frames/s", refresh=False)
 
     def on_shard(info: ShardInfo) -> None:
-        meta["shards"].append(info.entry())
+        # each shard records how it was stored: a continued run may use other --chunk-frames/--level
+        meta["shards"].append({**info.entry(), "storage": {"chunk_frames": plan.chunk_frames,
+                                                           "level": plan.level, "codec": codec(plan.level)}})
         meta["shards"].sort(key=lambda s: s["episodes"][0])
         meta["updated"] = _now()
         meta_mod.write(own_path, meta)  # listed first, then visible: every visible shard has a checksum

@@ -259,3 +259,14 @@ def test_cli_help_and_subprocess_error_has_no_traceback(capsys):
                        env=cli_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+
+
+def test_each_shard_records_how_it_was_stored(tmp_path):
+    out = tmp_path / "mixed"
+    make_dataset(out, episodes=2)
+    make_dataset(out, episodes=4, chunk_frames=4, level=5)  # continued with other storage settings
+    meta = json.loads((out / "metadata.json").read_text())
+    stored = [(s["episodes"], s["storage"]["chunk_frames"], s["storage"]["level"]) for s in meta["shards"]]
+    assert stored == [([0, 1], 16, 1), ([2, 3], 4, 5)]
+    assert meta["storage"]["level"] == 5  # the header: the latest run's
+    assert verify(out).ok
