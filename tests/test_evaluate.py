@@ -123,7 +123,8 @@ def test_checkpoint_spec_wraps_worldmodel_generate(monkeypatch):
 
     class FakeModel:
         def generate(self, context_frames, actions, horizon, num_samples, temperature, seed, context_actions):
-            calls.append(dict(horizon=horizon, seed=seed, context_actions=context_actions))
+            calls.append(dict(horizon=horizon, seed=seed, context_actions=context_actions,
+                              temperature=temperature))
             B = context_frames.shape[0]
             return types.SimpleNamespace(frames=np.zeros((B, num_samples, horizon, 64, 64, 3), np.uint8))
 
@@ -144,6 +145,10 @@ def test_checkpoint_spec_wraps_worldmodel_generate(monkeypatch):
     assert calls[-1]["context_actions"] is None  # diversity: one context frame
     cold = make_predictor("checkpoint:runs/fake@0.5")
     assert cold.name == "checkpoint:runs/fake@0.5" and cold.temperature == 0.5 and pred.temperature == 1.0
+    assert {c["temperature"] for c in calls} == {1.0}
+    run_suite(BB, cold, episodes=1, horizon=2, context=1, samples=1, progress=False, controllability=False,
+              diversity=False)
+    assert calls[-1]["temperature"] == 0.5  # the spec's temperature reaches generate
     for bad in ("checkpoint:runs/fake@hot", "checkpoint:runs/fake@-1", "checkpoint:runs/fake@nan"):
         with pytest.raises(ValueError, match="temperature"):
             make_predictor(bad)
@@ -307,3 +312,35 @@ def test_eval_result_json_has_no_nan():
     assert isinstance(r, EvalResult)
     text = json.dumps(r.to_json(), allow_nan=False)  # NaN would raise here
     assert "example" not in json.loads(text)
+
+
+def test_each_abnormal_check_alone_makes_a_rollout_abnormal():
+    from evaluate.metrics.coherence import ABNORMAL, flags
+
+    assert not flags({})["abnormal"]
+    for name in ABNORMAL:  # persistence, teleport, interpenetration, final position
+        check = CHECKS[name]
+        bad = check.threshold - 0.01 if check.op == "<" else check.threshold + 1.0
+        assert flags({check.metric: bad})["abnormal"], name
+    assert set(ABNORMAL) == {"persistence", "teleport", "interpenetration", "final_position"}
+    assert flags({"persistence": 0.94})["persistence"] and not flags({"persistence": 0.95})["persistence"]
+
+
+class _BlankAfter(Real):
+    """The real future up to frame K, then black: the summary's horizons must read the curve at t − 1."""
+
+    name, K = "blank-after", 7
+
+    def predict(self, *args, **kwargs):
+        out = super().predict(*args, **kwargs)
+        out[:, :, self.K:] = 0
+        return out
+
+
+def test_summary_horizons_index_the_curves():
+    r = run_suite(BB, _BlankAfter(), episodes=1, horizon=9, samples=1, progress=False,
+                  controllability=False, diversity=False)
+    assert r.failed == 0, r.episodes
+    psnr = r.curves["psnr"]
+    assert psnr[:7] == [100.0] * 7 and psnr[7] < 40
+    assert r.summary["psnr@1"] == psnr[0] and r.summary["psnr@8"] == psnr[7]

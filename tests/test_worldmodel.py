@@ -200,6 +200,49 @@ def test_quantizer_restarts_dead_codes_and_reports_usage():
     assert float(q.codebook[:10].abs().max()) < 50  # ... and they were moved onto the data
     assert 1.0 <= float(out.perplexity) <= 64
 
+def test_dead_codes_restart_where_the_quantisation_error_is_large_and_usage_is_per_window():
+    q = Tokenizer(micro_cfg().tokenizer).quantizer
+    torch.manual_seed(0)
+    flat = torch.randn(400, 16)
+    err = torch.zeros(400)
+    err[:10] = 100.0  # ten vectors the codebook serves badly; the rest sit on their codes
+    q.hits.fill_(1.0)
+    q.hits[:10] = 0  # ten codes were not used in the window that ends now
+    q._restart_dead(flat, err)
+    assert float(q.usage) == pytest.approx(54 / 64)
+    near = torch.cdist(q.codebook[:10], flat[:10]).min(1).values  # drawn in proportion to the error
+    assert float(near.max()) < 0.1
+    assert float(q.hits.sum()) == 0  # the next window counts afresh
+    q.hits[:5] = 3.0
+    q._restart_dead(flat, err)
+    assert float(q.usage) == pytest.approx(5 / 64)  # only what this window used
+
+
+def test_context_noise_is_a_training_augmentation_and_changed_codes_weigh_more():
+    cfg = micro_cfg(noise_prob=1.0, noise_max=0.5)
+    dyn = Dynamics(cfg.dynamics, cfg.action_space)
+    tokens, seeds = random_tokens(2, 5, cfg), torch.tensor([0, 1])
+    args = (torch.randint(0, 3, (2, 4)), torch.zeros(2, 4), torch.zeros(2, 4), seeds)
+    seen = []
+    forward = dyn.forward
+    dyn.forward = lambda context, *rest: (seen.append(context.clone()), forward(context, *rest))[1]
+    dyn.compute_loss(tokens, *args)
+    assert (seen[-1] != tokens[:, :-1]).any()  # some context codes replaced by random ones
+    dyn.cfg.noise_prob = 0.0
+    dyn.compute_loss(tokens, *args)
+    assert torch.equal(seen[-1], tokens[:, :-1])
+    dyn.forward = forward
+    # changed codes weigh changed_weight; a window where nothing changes does not notice the weight
+    losses = {}
+    for w in (1.0, 4.0):
+        dyn.cfg.changed_weight = w
+        still = tokens[:, :1].expand(-1, 5, -1, -1)
+        losses[w] = (float(dyn.compute_loss(tokens, *args).token_loss),
+                     float(dyn.compute_loss(still, *args).token_loss))
+    assert losses[1.0][0] != losses[4.0][0]  # the same codes and masks, weighted otherwise
+    assert losses[1.0][1] == pytest.approx(losses[4.0][1], rel=1e-6)
+
+
 def test_nearest_code_is_the_same_in_chunks_as_by_brute_force():
     q = Tokenizer(micro_cfg().tokenizer).quantizer
     torch.manual_seed(0)

@@ -4,6 +4,8 @@ The graph step is tested on CPU through its uncaptured path (``StepGraph(capture
 static buffers, the same write-back, run eagerly. Capture itself is CUDA only; on a GPU,
 ``python -m worldmodel.bench --device cuda --cuda-graph`` runs it.
 """
+import math
+
 import pytest
 import torch
 from test_worldmodel import balls, micro_cfg, random_tokens
@@ -31,6 +33,11 @@ def test_sampled_codes_follow_the_softmax_and_respect_top_k():
     edges = torch.tensor([0.0, 1e-9, 0.5, 1 - 1e-9])
     idx_k, conf_k = sampling.sample_codes(logits.expand(4, -1), 1.0, 2, edges)
     assert set(idx_k.tolist()) <= {0, 1} and torch.isfinite(conf_k).all()
+    both = sampling.sample_codes(logits.expand(n, -1), 1.0, 2, u)[0]
+    assert set(both.tolist()) == {0, 1}  # both of the k codes, in their renormalised proportions
+    assert abs((both == 0).float().mean() - logits[:2].softmax(-1)[0]) < 4e-3
+    one, conf_one = sampling.sample_codes(logits.expand(4, -1), 1.0, 1, edges)
+    assert one.tolist() == [0] * 4 and torch.isfinite(conf_one).all()
     # temperature 0 is the argmax, whatever the uniforms
     assert sampling.sample_codes(logits.expand(4, -1), 0.0, None, edges)[0].tolist() == [0] * 4
 
@@ -174,3 +181,48 @@ def test_compiled_graph_step_gives_the_eager_codes():
         fc, rc, _ = model.step(compiled, acts[:, t])
         assert torch.equal(eager.dynamics.extra["tokens"], compiled.dynamics.extra["tokens"]), f"frame {t}"
         assert (fe.int() - fc.int()).abs().max() <= 1 and torch.allclose(re, rc, atol=1e-5)
+
+
+def _model_with_strong_actions(seed=0) -> WorldModel:
+    """A random micro model whose action embedding is scaled up, so that what it dreams depends on the
+    actions (with small random weights an action may not change an argmax code)."""
+    torch.manual_seed(seed)
+    model = WorldModel(micro_cfg()).eval()
+    with torch.no_grad():
+        for p in model.dynamics.action.parameters():
+            p.mul_(50.0)
+    return model
+
+
+def test_generation_settings_reach_every_frame():
+    """temperature, top_k, the rows' own actions and the context actions all shape what generate
+    returns (each was once dropped somewhere between generate, reset and step without a test noticing)."""
+    model = _model_with_strong_actions()
+    ctx = balls(2)[None].expand(2, -1, -1, -1, -1)  # two rollouts from the same context
+    acts = torch.tensor([[0, 0, 0], [2, 2, 2]])
+    argmax = model.generate(ctx, acts, 3, temperature=0.0, num_samples=2, seed=1).tokens
+    assert torch.equal(argmax, model.generate(ctx, acts, 3, temperature=0.0, num_samples=2, seed=2).tokens)
+    assert torch.equal(argmax[:, 0], argmax[:, 1])  # T = 0: no sampling, the seed does not matter
+    top1 = model.generate(ctx, acts, 3, temperature=1.0, top_k=1, num_samples=2, seed=3).tokens
+    assert torch.equal(top1, argmax)  # top_k = 1 at any temperature is the argmax
+    hot = model.generate(ctx, acts, 3, temperature=5.0, num_samples=2, seed=3).tokens
+    assert not torch.equal(hot, argmax)
+    assert not torch.equal(argmax[0], argmax[1])  # the two rows' actions differ, and so do their dreams
+    for b in range(2):  # each sample of a row dreams that row's actions
+        alone = model.generate(ctx[b], acts[b], 3, temperature=0.0, seed=1).tokens[0, 0]
+        assert torch.equal(argmax[b, 0], alone) and torch.equal(argmax[b, 1], alone)
+    with_ctx = [model.generate(ctx[0], acts[0], 3, temperature=0.0, context_actions=torch.tensor([a])).rewards
+                for a in (0, 2)]
+    assert not torch.allclose(*with_ctx)  # the actions between context frames are used
+
+
+def test_generated_reward_is_in_reward_units():
+    """The reward head regresses symlog(reward); generation returns symexp of it."""
+    model = WorldModel(micro_cfg()).eval()
+    last = model.dynamics.scalar_head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([math.copysign(math.log1p(5.0), 5.0), 0.0]))  # symlog(5), logit 0
+    out = model.generate(balls(2)[None], torch.tensor([[0, 1]]), 2, temperature=0.0)
+    assert torch.allclose(out.rewards, torch.full_like(out.rewards, 5.0), atol=1e-4)
+    assert torch.allclose(out.terminations, torch.full_like(out.terminations, 0.5))

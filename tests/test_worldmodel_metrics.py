@@ -19,7 +19,8 @@ class Oracle:
         self.cfg = SimpleNamespace(tokenizer=SimpleNamespace(height=64, width=64))
         self.tokenizer = SimpleNamespace(encode=lambda x: x, decode=lambda x: x)
 
-    def generate(self, context, actions, horizon, num_samples=1, **_):
+    def generate(self, context, actions, horizon, num_samples=1, context_actions=None, **_):
+        self.calls = getattr(self, "calls", []) + [dict(actions=actions, context_actions=context_actions)]
         C = context.shape[1]
         future = np.stack([e.frames[C:C + horizon] for e in self.store.episodes[: len(context)]])
         future = np.roll(future, self.shift, axis=3)  # along the width
@@ -39,6 +40,16 @@ def test_a_perfect_dream_finds_every_object_within_a_pixel(store):
         assert np.all(res[f"within_1px/{row}"] == 1.0)
         assert np.allclose(res[f"position_error/{row}"], res["position_error/recon"])
     assert np.all(res["psnr/model"] > 90)
+
+
+def test_rollouts_take_the_episodes_actions_and_copy_the_last_context_frame(store):
+    oracle = Oracle(store)
+    res = rollout_eval(oracle, store, episodes=2, context=2, horizon=6)
+    call, eps = oracle.calls[-1], store.episodes[:2]
+    for b, ep in enumerate(eps):  # a_{C-1} is taken in the last context frame; a_0 … a_{C-2} before it
+        assert np.array_equal(call["actions"][b], ep.actions[1:7])
+        assert np.array_equal(call["context_actions"][b], ep.actions[:1])
+        assert all(np.array_equal(res["frames"]["copy"][b, 0, t], ep.frames[1]) for t in range(6))
 
 
 def test_a_shifted_dream_keeps_objects_but_not_within_a_pixel(store):
