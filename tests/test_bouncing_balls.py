@@ -55,3 +55,27 @@ def test_losing_every_ball_ends_the_episode_with_penalties():
         total, steps = total + r, steps + 1
     assert term and info["balls_in_play"] == 0
     assert total < -1.5  # two balls lost (−1 each), a little in-play reward before that
+
+
+def test_radius_is_reported_in_pixels():
+    """A 12-unit ball in a 256-unit-tall world: 3 px at 64×64, 6 px at 128×128."""
+    for size, px in ((64, 3.0), (128, 6.0)):
+        env = gym.make("WorldGym/BouncingBalls-v0", width=size, height=size)
+        _, info = env.reset(seed=0, options=ONE_BALL)
+        assert info["state"]["radius"][ball_row(info)] == px
+
+
+def test_a_wall_bounce_is_reported_on_one_step_only():
+    """Contacts are those that began this step: the bounce's (-1, ball) pair is not reported again
+    while the ball flies away from the wall."""
+    env = make()
+    _, info = env.reset(seed=3, options={"num_balls": (1, 1), "gravity": 0.0, "speed": (200.0, 200.0),
+                                         "elasticity": 1.0})
+    ball = int(info["state"]["id"][ball_row(info)])
+    hits = []
+    for t in range(120):
+        _, _, _, _, info = env.step(0)
+        if (-1, ball) in info["contacts"]:
+            hits.append(t)
+    assert hits, "the ball never hit a wall"
+    assert all(b - a > 5 for a, b in zip(hits, hits[1:])), hits

@@ -56,6 +56,7 @@ def test_windows_follow_the_env_and_never_cross_episodes(ds):
     w = ds.windows(8, stride=3)
     env = ds.make_env()
     rng = np.random.default_rng(0)
+    touched = 0
     for j in [0, len(w) - 1, *rng.integers(len(w), size=4)]:
         item = w[int(j)]
         pos, t = w.locate(int(j))
@@ -72,9 +73,14 @@ def test_windows_follow_the_env_and_never_cross_episodes(ds):
             c = item["state_count"][k + 1]
             np.testing.assert_array_equal(item["state"]["position"][k + 1, :c], info["state"]["position"])
             assert (item["state"]["id"][k + 1, c:] == -1).all()
+            n = item["contacts_count"][k + 1]
+            np.testing.assert_array_equal(item["contacts"][k + 1, :n], np.asarray(info["contacts"]))
+            assert (item["contacts"][k + 1, n:] == -2).all()
+            touched += n > 0
         # a done can only be the episode's last transition: no autoreset inside a window
         assert not item["dones"][:-1].any()
         assert item["dones"][-1] == (t + 8 == ep.steps + 1)
+    assert touched, "no contacts in the windows checked: their alignment went untested"
 
 
 def test_last_window_reaches_the_final_frame(ds):
@@ -266,3 +272,103 @@ def test_damaged_metadata_is_a_clear_error_everywhere(data_dir, tmp_path, capsys
     with pytest.raises(SystemExit) as e:  # the collector refuses instead of collecting over it
         collect_main(["--out", str(bad), "--episodes", "2", "--no-progress", "--workers", "1"])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def _val_by_documented_keys(ds, val, seed):
+    """What ``split`` documents: the round(val * n) episodes with the smallest
+    ``SeedSequence([seed, index])`` keys, by collection index."""
+    keys = {int(i): np.random.SeedSequence([seed, int(i)]).generate_state(1, np.uint64)[0]
+            for i in ds.indices}
+    return sorted(sorted(keys, key=keys.get)[:round(val * len(ds))])
+
+
+def test_split_follows_the_seed_and_the_collection_index(ds):
+    """The val set depends on the split seed, and an episode's side on its collection index, not its
+    position: a subset (or a grown dataset) keeps each episode's key, so a dataset that grows
+    moves few episodes across the split."""
+    vals = set()
+    for seed in range(4):
+        _, val = ds.split(val=0.5, seed=seed)
+        assert sorted(val.indices.tolist()) == _val_by_documented_keys(ds, 0.5, seed)
+        vals.add(tuple(val.indices.tolist()))
+    assert len(vals) > 1, "every seed gives the same split"
+    for positions in ([1, 3, 4, 5], [5, 2, 0]):
+        part = ds.subset(positions)
+        for seed in range(4):
+            val = part.split(val=0.34, seed=seed)[1]
+            assert sorted(val.indices.tolist()) == _val_by_documented_keys(part, 0.34, seed)
+
+
+def test_verify_names_an_episode_whose_chunk_decodes_to_other_data(data_dir, tmp_path, capsys):
+    """A chunk replaced by a valid zlib stream of other bytes decodes fine: only the episode's crc32
+    tells, and verify names that episode (not just "file structure")."""
+    import zlib
+
+    d = tmp_path / "swapped"
+    shutil.copytree(data_dir, d)
+    shard = json.loads((d / "metadata.json").read_text())["shards"][1]
+    victim = shard["episodes"][0]
+    with h5py.File(d / shard["file"], "r+") as f:
+        obs = f[f"episode_{victim}/observations"]
+        mask, chunk = obs.id.read_direct_chunk((0, 0, 0, 0))
+        raw = bytearray(zlib.decompress(chunk))
+        raw[100] ^= 0xFF
+        obs.id.write_direct_chunk((0, 0, 0, 0), zlib.compress(bytes(raw)), mask)
+    report = verify(d)
+    assert report.damaged_episodes == [victim]
+    assert any(p.episode == victim and "crc32" in p.message for p in report.problems)
+    assert verify_main([str(d)]) == 1
+    assert f"{shard['file']}: episode {victim}: data checksum (crc32) mismatch" in capsys.readouterr().out
+
+
+def test_verify_flags_unlisted_shards_and_episodes_held_twice(data_dir, tmp_path):
+    first = json.loads((data_dir / "metadata.json").read_text())["shards"][0]
+    stray = tmp_path / "stray"
+    shutil.copytree(data_dir, stray)
+    shutil.copy(stray / first["file"], stray / "shard-00000099.h5")
+    report = verify(stray)
+    assert [(p.file, p.episode) for p in report.problems] == [("shard-00000099.h5", None)]
+    assert "not listed" in report.problems[0].message
+
+    twice = tmp_path / "twice"  # an intact copy of a shard, listed too: its episodes are held twice
+    shutil.copytree(data_dir, twice)
+    shutil.copy(twice / first["file"], twice / "shard-00000099.h5")
+    meta = json.loads((twice / "metadata.json").read_text())
+    meta["shards"].append({**first, "file": "shard-00000099.h5"})
+    (twice / "metadata.json").write_text(json.dumps(meta))
+    report = verify(twice)
+    assert sorted(report.damaged_episodes) == sorted(first["episodes"])
+    assert all("also in" in p.message and first["file"] in p.message for p in report.problems)
+
+
+def test_slices_with_different_settings_are_refused_together(tmp_path):
+    """Two slices collected apart with other seeds, then copied into one directory: the reader
+    refuses the mix, and verify reports it."""
+    merged = tmp_path / "merged"
+    for i, seed in enumerate((3, 4)):
+        make_dataset(tmp_path / f"part{i}", episodes=2, max_steps=20, shard_episodes=1, shard=f"{i}/2",
+                     seed=seed)
+        shutil.copytree(tmp_path / f"part{i}", merged, dirs_exist_ok=True)
+    with pytest.raises(DatasetError, match=r"disagree on settings: .*seed: 3 vs 4"):
+        open_dataset(merged)
+    report = verify(merged)
+    assert [p.file for p in report.problems] == ["metadata-1of2.json"]
+    assert "settings disagree" in report.problems[0].message and "seed: 3 vs 4" in report.problems[0].message
+
+
+def test_video_grid_frames_follow_the_episode(ds):
+    """Grid frame t shows each episode's observation t (scaled up; the label only covers the top-left
+    corner), and a finished episode holds its last frame, dimmed."""
+    from collect.video import GUTTER, Grid
+
+    obs = ds.episode(0).observations
+    grid = Grid([(0, obs), (1, obs[:3])], scale=2)
+    assert grid.length == len(obs)
+    assert not np.array_equal(obs[0][8:], obs[5][8:])
+    for t in (0, 5):
+        frame = grid.frame(t)
+        tile = frame[GUTTER:GUTTER + grid.th, GUTTER:GUTTER + grid.tw]
+        np.testing.assert_array_equal(tile[16:], obs[t].repeat(2, 0).repeat(2, 1)[16:])
+    x = GUTTER + grid.tw + GUTTER
+    held = grid.frame(5)[GUTTER:GUTTER + grid.th, x:x + grid.tw]
+    np.testing.assert_array_equal(held[16:], (obs[2] // 2).repeat(2, 0).repeat(2, 1)[16:])

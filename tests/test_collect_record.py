@@ -117,3 +117,21 @@ def test_sb3_policy_loads_a_saved_model_without_unpickling(tmp_path, monkeypatch
     obs, _ = env.reset(seed=0)
     a = p(obs)
     assert isinstance(a, int) and env.action_space.contains(a) and a == p(obs)
+
+
+def test_noisy_takes_a_random_action_with_probability_eps():
+    """noisy:0 is the heuristic; noisy:0.2 replaces about a fifth of its actions by random ones (the
+    heuristic is stubbed with a marker no random action equals, so every replacement counts)."""
+    env = make_env(ENV, 64, 64, 50)
+    obs, _ = env.reset(seed=0)
+    p = make_policy("noisy:0", env)
+    p.reset(1)
+    for _ in range(30):
+        a = p(obs)
+        assert a == env.unwrapped.heuristic()
+        obs, *_ = env.step(a)
+    p = make_policy("noisy:0.2", env)
+    p.reset(2)
+    p.heuristic = lambda obs: "heuristic"
+    share = np.mean([p(obs) != "heuristic" for _ in range(2000)])
+    assert 0.15 < share < 0.25, share

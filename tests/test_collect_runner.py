@@ -192,6 +192,10 @@ def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
     code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "9", "--policy", "random",
                          "--max-steps", "100", "--workers", "1", "--no-progress"], capsys)
     assert code == 2 and "different settings" in err and "seed: 9 vs 3" in err and "--overwrite" in err
+    # the policy decides the episodes too: random's directory does not take heuristic episodes
+    code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "3", "--policy", "heuristic",
+                         "--max-steps", "100", "--workers", "1", "--no-progress"], capsys)
+    assert code == 2 and "different settings" in err and "policy: 'heuristic' vs 'random'" in err
     code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "9", "--resume", "--no-progress"],
                         capsys)
     assert code == 2 and "different settings" in err
@@ -270,3 +274,20 @@ def test_each_shard_records_how_it_was_stored(tmp_path):
     assert stored == [([0, 1], 16, 1), ([2, 3], 4, 5)]
     assert meta["storage"]["level"] == 5  # the header: the latest run's
     assert verify(out).ok
+
+
+def test_a_rerun_deletes_its_own_stale_temp_shards_only(tmp_path):
+    """A killed run leaves ``shard-*.h5.tmp`` files; the next run on that slice deletes its own
+    (episode index % N == I) and leaves another slice's, which may still be writing them."""
+    out = tmp_path / "sliced"
+    make_dataset(out, episodes=4, shard="0/2")
+    mine, theirs = out / "shard-00000004.h5.tmp", out / "shard-00000005.h5.tmp"
+    for p in (mine, theirs):
+        p.write_bytes(b"half a shard")
+    s = make_dataset(out, episodes=4, shard="0/2")
+    assert s.collected == 0 and s.complete
+    assert not mine.exists() and theirs.read_bytes() == b"half a shard"
+    mine = out / "shard-00000008.h5.tmp"
+    mine.write_bytes(b"half a shard")
+    s = make_dataset(out, episodes=6, shard="0/2", resume=True)  # a resume cleans up the same way
+    assert s.collected == 1 and not mine.exists() and theirs.exists()

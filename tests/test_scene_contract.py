@@ -480,3 +480,120 @@ def test_render_without_mode_warns_and_returns_none():
     env.reset(seed=0)
     with pytest.warns(UserWarning):
         assert env.unwrapped.render() is None
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_state_is_in_pixels_at_every_size(env_id):
+    """The same seed at 64×64 and 128×128 builds the same world (the same units across the frame):
+    every position and radius is exactly twice as large in the bigger frame."""
+    small, big = (make(env_id, width=s, height=s).reset(seed=1)[1]["state"] for s in (64, 128))
+    np.testing.assert_allclose(big["radius"], 2 * small["radius"], rtol=1e-5)
+    np.testing.assert_allclose(big["position"], 2 * small["position"], rtol=1e-5, atol=1e-3)
+
+
+class _OverlapScene(envs.base.PymunkScene):
+    """Two overlapping balls whose ``_build`` steps the space: a contact that begins while the world
+    is built happens before the episode starts and must not be reported by ``reset``."""
+
+    def _build(self):
+        import pymunk
+
+        for x in (100.0, 110.0):
+            body = pymunk.Body(1.0, 100.0)
+            body.position = (x, 100.0)
+            self.add_thing(body, [pymunk.Circle(body, 8.0)], "ball")
+        self.space.step(self.DT)
+
+    def heuristic(self):
+        return 0
+
+
+def test_contacts_are_only_those_that_began_this_step():
+    """A contact that began while the world was built is not the first step's: reset reports none,
+    and neither do the steps after it while the two balls fly apart."""
+    env = _OverlapScene()
+    _, info = env.reset(seed=0)
+    assert np.asarray(info["contacts"]).shape == (0, 2)
+    for _ in range(5):
+        _, _, _, _, info = env.step(0)
+        assert np.asarray(info["contacts"]).shape == (0, 2)
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_contacts_do_not_carry_over_between_steps(env_id):
+    """A step reports the contacts that began during it: after reset none, and a pair reported on one
+    step is, some time later in the episode, absent from the next step's (contacts end)."""
+    env = make(env_id)
+    _, _, infos = rollout(env, 0, 150, policy="heuristic")
+    pairs = [set(map(tuple, np.asarray(i["contacts"]).tolist())) for i in infos]
+    assert not pairs[0], "reset reports contacts"
+    assert any(pairs[1:]), "no contacts in 150 steps: the check below would be empty"
+    assert any(a and not a <= b for a, b in zip(pairs, pairs[1:])), "contacts accumulate"
+    assert max(map(len, pairs)) < len(set().union(*pairs)), "contacts accumulate"
+
+
+def _outside(opt):
+    """Values just outside an option's documented [low, high] (ranges with both ends outside)."""
+    cast = type(opt.default[0] if isinstance(opt.default, tuple) else opt.default)
+    low, high = cast(opt.low - 1), cast(opt.high + 1)
+    return [(low, low), (high, high)] if isinstance(opt.default, tuple) else [low, high]
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_options_outside_their_range_raise(env_id):
+    """Every numeric option has a documented [low, high]: a value outside it, or a (low, high) range
+    given the wrong way round, is a ValueError (never a silently odd world)."""
+    env = make(env_id)
+    for name, opt in env.unwrapped.OPTIONS.items():
+        if isinstance(opt.default, bool):
+            continue
+        assert opt.low is not None and opt.high is not None, name
+        for value in _outside(opt):
+            with pytest.raises(ValueError, match=f"'{name}'.*outside"):
+                env.reset(seed=0, options={name: value})
+        if isinstance(opt.default, tuple):
+            cast = type(opt.default[0])
+            with pytest.raises(ValueError, match=f"'{name}'.*greater than"):
+                env.reset(seed=0, options={name: (cast(opt.high), cast(opt.low))})
+        env.reset(seed=0, options={name: opt.default})  # and the default is inside
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+@pytest.mark.parametrize("size", [(64, 256), (160, 32), (256, 48)])
+def test_visible_is_the_documented_bound_in_non_square_frames(env_id, size):
+    """``visible`` = not hidden and the bounding square [x-r, x+r] × [y-r, y+r] overlaps
+    (0, width) × (0, height) (envs/base.py), x against the width and y against the height."""
+    w, h = size
+    env = make(env_id, width=w, height=h)
+    env.reset(seed=2)
+    env.action_space.seed(2)
+    wide = 0
+    for _ in range(40):
+        _, _, term, trunc, info = env.step(env.action_space.sample())
+        st = info["state"]
+        x, y = st["position"][:, 0].astype(np.float64), st["position"][:, 1].astype(np.float64)
+        r = st["radius"].astype(np.float64)
+        hidden_ids = {t.id for t in env.unwrapped.things if t.hidden}  # (particles are not things)
+        hidden = np.isin(st["id"], list(hidden_ids))
+        margins = np.stack([x + r, w - (x - r), y + r, h - (y - r)])
+        expected = ~hidden & (margins > 0).all(0)
+        clear = (np.abs(margins) > 1e-3).all(0)  # float32 rounding aside
+        np.testing.assert_array_equal(st["visible"][clear], expected[clear])
+        wide += int((st["visible"] & (x > h)).sum())
+        if term or trunc:
+            break
+    if w > h:
+        assert wide, "no visible object right of x = height: the check cannot tell width from height"
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_palettes_differ_between_seeds(env_id):
+    """The palette comes from the episode's RNG: the first object's colour and the background are
+    not the same for seeds 0..3."""
+    env = make(env_id)
+    firsts, backgrounds = set(), set()
+    for seed in range(4):
+        _, info = env.reset(seed=seed)
+        firsts.add(tuple(info["state"]["color"][0].tolist()))
+        backgrounds.add(env.unwrapped.palette.background)
+    assert len(firsts) > 1 and len(backgrounds) > 1
