@@ -254,7 +254,8 @@ def _aggregate(results: list[dict], T: int) -> tuple[dict, dict, dict, dict]:
     for name in ("mse", *CURVES[1:]):
         stack = np.array([c[name] for r in ok for c in r["curves"]], np.float64).reshape(-1, T)
         curves[name] = nanmean_axis(stack, axis=0).tolist() if len(stack) else []
-    curves["psnr"] = fidelity.psnr_from_mse(curves.pop("mse")).tolist() if curves["mse"] else []
+    mse = curves.pop("mse")
+    curves["psnr"] = fidelity.psnr_from_mse(mse).tolist() if mse else []
     for name in ("psnr", "ssim", "pos_err", "persistence"):
         for t in REPORT_TIMES:
             if t <= T and curves[name]:

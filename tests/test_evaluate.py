@@ -281,6 +281,8 @@ def test_cli_exit_status_is_2_when_a_predictor_fails_every_episode(tmp_path, cap
     assert "broken: every episode FAILED (first: RuntimeError: boom)" in capsys.readouterr().err
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert "every episode failed" in report["scenes"][BB]["error"]
+    broken = next(r for r in report["scenes"][BB]["rows"] if r["predictor"] == "broken")
+    assert broken["curves"]["psnr"] == [] and "mse" not in broken["curves"]
 
 
 def test_attached_videos_are_copied_into_the_report(tmp_path):
