@@ -385,6 +385,9 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     if state.get("interrupted") and ctx.main:
         print(f"[{stage}] stopped at step {state['step']} of {state['planned_steps']}; "
               "continue with --resume", flush=True)
+    elif not state["done"] and ctx.main:  # the deadline came first (e.g. before the planner's sample)
+        print(f"[{stage}] out of time at step {state['step']} of {state['planned_steps']} planned; "
+              "train further with --resume (and --minutes or --steps)", flush=True)
     return state
 
 
