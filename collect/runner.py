@@ -220,7 +220,7 @@ def collect_dataset(args: CollectArgs) -> Summary:
     if out.exists() and not out.is_dir():
         raise CollectError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    _check_out_dir(out, args)
+    _check_out_dir(out, args)  # a refusal before the lock file exists; _prepare checks again under the lock
     with _SliceLock(out, plan):
         own_path, meta, pending = _prepare(out, plan, env, args)
         target = [i for i in range(plan.episodes) if i % plan.slices == plan.slice_index]

@@ -176,7 +176,7 @@ def parse_args(argv=None) -> Args:
     if problems:
         p.error(f"out of range: {', '.join(problems)} (timesteps >= 2, the others >= 1, "
                 "temperature and threads >= 0)")
-    from worldmodel.dream_env import resolve_device
+    from worldmodel.distributed import resolve_device
 
     try:
         resolve_device(args.device)

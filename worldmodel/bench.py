@@ -85,7 +85,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be at least 1 and --warmup at least 0")
-    from worldmodel.dream_env import resolve_device
+    from worldmodel.distributed import resolve_device
 
     try:
         resolve_device(args.device)

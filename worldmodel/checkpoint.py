@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from collect.writer import fsync_dir
 from worldmodel.config import WorldModelConfig
+from worldmodel.distributed import resolve_device
 
 STAGES = ("tokenizer", "dynamics")
 
@@ -115,9 +116,14 @@ def save_stage(run: str | Path, stage: str, module: torch.nn.Module, cfg: WorldM
     os.rename(tmp, final)
     fsync_dir(run)
     shutil.rmtree(old, ignore_errors=True)
+    write_config(run, cfg)
+    return final
+
+
+def write_config(run: Path, cfg: WorldModelConfig) -> None:
+    """``RUN/config.json``, atomically (temp file + rename)."""
     cfg.to_json(run / ".config.json.tmp")
     os.replace(run / ".config.json.tmp", run / "config.json")
-    return final
 
 
 def load_stage(run: str | Path, stage: str, module: torch.nn.Module,
@@ -165,10 +171,8 @@ def load(run: str | Path, device: str | torch.device = "cpu", require_dynamics: 
     from worldmodel.model import WorldModel
 
     run = Path(run)
-    if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = load_config(run)
-    model = WorldModel(cfg).to(device)
+    model = WorldModel(cfg).to(resolve_device(device))
     load_stage(run, "tokenizer", model.tokenizer)
     if has_stage(run, "dynamics"):
         load_stage(run, "dynamics", model.dynamics)

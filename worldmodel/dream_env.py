@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
+from worldmodel.distributed import resolve_device
 from worldmodel.dynamics import DynamicsState
 from worldmodel.graphs import step_graph
 from worldmodel.sampling import check_sampling
@@ -154,22 +155,6 @@ class _Group:
 
 
 # ---------------------------------------------------------------------- the engine
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``; ``ValueError`` for anything
-    else or for CUDA on a machine without it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r}: this machine has no CUDA device (use cpu or auto)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {str(device)!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return dev
-
-
 _fork_hook_registered = False
 
 
@@ -338,7 +323,7 @@ class DreamCore:
         frames = np.empty((self.n, *self.observation_space.shape), np.uint8)
         rewards, probs = np.empty(self.n, np.float32), np.empty(self.n, np.float32)
         for g in self.groups:
-            a = self.model.prepare_actions(actions[g.rows])
+            a = self.model.prepare_actions(actions[g.rows], check=False)  # checked by the env
             if self._graph_ready(g):
                 u = self.model.dynamics.frame_uniforms(len(g.rows), self.passes, g.gens, self.device)
                 self.graph.load(g.state)

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -620,8 +621,9 @@ def check_passes(cfg: DynamicsConfig, passes: int | None, name: str = "steps") -
     """MaskGIT passes per frame: ``passes`` (None, not 0: ``cfg.maskgit_steps``), from 1 to the codes
     of a frame. ``name``: the caller's word for it, in the error."""
     passes = cfg.maskgit_steps if passes is None else passes
-    if not 1 <= passes <= cfg.grid[0] * cfg.grid[1]:
-        raise ValueError(f"{name} must be in [1, codes per frame], got {passes}")
+    if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) or not (
+            1 <= passes <= cfg.grid[0] * cfg.grid[1]):
+        raise ValueError(f"{name} must be in [1, codes per frame] (an integer), got {passes!r}")
     return int(passes)
 
 

@@ -46,13 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = build_parser()
-    args = p.parse_args(argv)
-    check_args(p, args)
-    return args
-
-
 def _actions(space: dict, policy: str, n: int, rng: np.random.Generator) -> np.ndarray:
     if space["type"] == "discrete":
         if policy == "noop":
@@ -121,7 +114,8 @@ def main(argv=None) -> Path:
     check_args(p, args)
     import worldmodel
     from envs.video import grid, upscale, write_mp4
-    from worldmodel.dream_env import make_real_env, resolve_device
+    from worldmodel.distributed import resolve_device
+    from worldmodel.dream_env import make_real_env
 
     try:
         device = resolve_device(args.device)
@@ -129,8 +123,6 @@ def main(argv=None) -> Path:
         p.error(f"--device: {e}")
     model = worldmodel.load(args.checkpoint, device=device)
     cfg = model.cfg
-    if args.top_k is not None and args.top_k > cfg.tokenizer.codebook_size:
-        p.error(f"--top-k {args.top_k} exceeds the checkpoint's {cfg.tokenizer.codebook_size} codes")
     rng = np.random.default_rng(args.seed)
     real = None
     if args.env:
@@ -154,10 +146,13 @@ def main(argv=None) -> Path:
         context, ctx_actions = img[None], None
         actions = _actions(cfg.action_space, args.policy, args.horizon, rng)
         horizon = args.horizon
-    out = model.generate(context[None], actions[None, :horizon], horizon, temperature=args.temperature,
-                         num_samples=args.samples, top_k=args.top_k, seed=args.seed,
-                         context_actions=None if ctx_actions is None else ctx_actions[None],
-                         maskgit_steps=args.steps, schedule=args.schedule)
+    try:  # what only the checkpoint can tell (--top-k above its codes, --steps above its grid)
+        out = model.generate(context[None], actions[None, :horizon], horizon, temperature=args.temperature,
+                             num_samples=args.samples, top_k=args.top_k, seed=args.seed,
+                             context_actions=None if ctx_actions is None else ctx_actions[None],
+                             maskgit_steps=args.steps, schedule=args.schedule)
+    except ValueError as e:
+        p.error(str(e))
     dreams = out.frames[0].cpu().numpy()  # (S, horizon, H, W, 3)
     tiles, labels = [], []
     if real is not None:

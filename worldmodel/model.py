@@ -86,13 +86,14 @@ class WorldModel(nn.Module):
         t = self.cfg.tokenizer
         return resize_frames(x.to(self.device), t.height, t.width)
 
-    def prepare_actions(self, actions, name: str = "actions") -> torch.Tensor:
+    def prepare_actions(self, actions, name: str = "actions", check: bool = True) -> torch.Tensor:
         """Actions (..., [k]) -> a tensor on the model's device. Checked against the action space
         (``ValueError``/``TypeError``) unless already on a CUDA device, where a check would cost a host
         sync per frame: a Discrete id outside [0, n) would otherwise read as the internal "unknown"
-        action or crash deep in an embedding, a float would be truncated, and a NaN would flow on."""
+        action or crash deep in an embedding, a float would be truncated, and a NaN would flow on.
+        ``check=False``: the caller has validated them already (the dream envs, on every step)."""
         a = actions if torch.is_tensor(actions) else torch.from_numpy(np.array(actions))
-        if a.device.type == "cpu":
+        if check and a.device.type == "cpu":
             check_actions(self.cfg.action_space, a, name)
         a = a.to(self.device)
         if self.cfg.action_space["type"] == "discrete":
@@ -111,7 +112,8 @@ class WorldModel(nn.Module):
         the same samples as without, many times faster at small batches); compile: with cuda_graph,
         compile the captured frame with ``torch.compile`` first (fewer, fused kernels; a one-time cost
         of tens of seconds)."""
-        check_sampling(temperature, top_k, schedule, maskgit_steps)
+        check_sampling(temperature, top_k)  # the schedule and the passes: by the dynamics, below
+        self.dynamics.check_steps(maskgit_steps)
         if top_k is not None and top_k > self.cfg.tokenizer.codebook_size:
             raise ValueError(f"top_k {top_k} exceeds the {self.cfg.tokenizer.codebook_size} codes")
         frames = self.prepare_frames(context_frames)

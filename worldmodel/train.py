@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -106,7 +105,7 @@ def parse_args(argv=None) -> Args:
         p.error("give exactly one of --data DIR or --env ID")
     if args.stage not in ("tokenizer", "dynamics", "all"):
         p.error("--stage must be tokenizer, dynamics or all")
-    from worldmodel.dream_env import resolve_device
+    from worldmodel.distributed import resolve_device
 
     try:
         resolve_device(args.device)
@@ -545,8 +544,7 @@ def main(argv=None) -> dict:
     if ctx.main:
         run.mkdir(parents=True, exist_ok=True)
         if fresh:
-            cfg.to_json(run / ".config.json.tmp")
-            os.replace(run / ".config.json.tmp", run / "config.json")
+            ckpt.write_config(run, cfg)
         _record_command(run, argv)
     if ctx.main:
         counts = model.num_parameters()
