@@ -23,17 +23,21 @@ from evaluate.report import write_report
 from evaluate.suite import check_scene, check_settings, run_suite
 
 
-def _arg(default, help: str):
-    return field(default=default, metadata={"help": help})
+def _arg(default, help: str, repeatable: bool = False):
+    """A flag; a ``repeatable`` one may be given several times, its values joined by commas (argparse
+    would otherwise keep only the last ``--predictor`` of several, silently)."""
+    return field(default=default, metadata={"help": help, "repeatable": repeatable})
 
 
 @dataclass
 class Args:
-    env: str = _arg("WorldGym/BouncingBalls-v0", "scene id, or several separated by commas")
+    env: str = _arg("WorldGym/BouncingBalls-v0", "scene id, or several separated by commas or given as "
+                    "repeated --env", repeatable=True)
     all_scenes: bool = _arg(False, "evaluate every scene in envs.SCENE_IDS (overrides --env)")
     predictor: str = _arg("copy-last", "predictor spec(s), comma-separated: real, real-perturbed, "
                           "real-redrawn, copy-last, corrupt:NAME, checkpoint:PATH[@T[:SCHEDULE][:PASSES]], "
-                          "tokenizer:PATH; the reference rows are always added")
+                          "tokenizer:PATH (or repeated --predictor); the reference rows are always added",
+                          repeatable=True)
     episodes: int = _arg(32, "episodes per scene and predictor")
     horizon: int = _arg(32, "future frames predicted per rollout (T)")
     context: int = _arg(4, "real context frames given to the predictor (k)")
@@ -53,7 +57,8 @@ class Args:
     quiet: bool = _arg(False, "no progress bars")
     transfer: str = _arg("", "a transfer.json (python -m evaluate.transfer) to add to the report")
     attach: str = _arg("", "extra MP4s to embed in the report, comma-separated PATH or CAPTION=PATH "
-                       "(e.g. a dream recording of python -m worldmodel.dream)")
+                       "(e.g. a dream recording of python -m worldmodel.dream); may be repeated",
+                       repeatable=True)
 
 
 def parse_args(argv=None) -> Args:
@@ -63,11 +68,17 @@ def parse_args(argv=None) -> Args:
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):
             p.add_argument(flag, action="store_true", help=f.metadata["help"])
+        elif f.metadata["repeatable"]:
+            p.add_argument(flag, action="append", help=f"{f.metadata['help']} (default: {f.default!r})")
         else:
             kind = {"int": int, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
             p.add_argument(flag, type=kind, default=f.default,
                            help=f"{f.metadata['help']} (default: {f.default!r})")
-    return Args(**vars(p.parse_args(argv)))
+    values = vars(p.parse_args(argv))
+    for f in fields(Args):
+        if f.metadata["repeatable"]:
+            values[f.name] = f.default if values[f.name] is None else ",".join(values[f.name])
+    return Args(**values)
 
 
 def main(argv=None) -> int:

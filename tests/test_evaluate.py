@@ -238,6 +238,18 @@ def test_cli_smoke_and_report_schema(tmp_path):
     assert "PSNR@1" in proc.stdout
 
 
+def test_cli_repeated_flags_add_up_instead_of_replacing_each_other():
+    from evaluate.__main__ import parse_args
+
+    args = parse_args(["--predictor", "tokenizer:runs/a", "--predictor", "copy-last,corrupt:shift",
+                       "--env", BB, "--env", "WorldGym/TopDown-v0", "--attach", "a.mp4", "--attach", "b.mp4"])
+    assert args.predictor == "tokenizer:runs/a,copy-last,corrupt:shift"
+    assert args.env == f"{BB},WorldGym/TopDown-v0"
+    assert args.attach == "a.mp4,b.mp4"
+    defaults = parse_args([])
+    assert (defaults.predictor, defaults.env, defaults.attach) == ("copy-last", BB, "")
+
+
 SHIPPED = str(ROOT / "checkpoints" / "bouncing_balls")
 QUICK = ["--episodes", "1", "--horizon", "4", "--samples", "1", "--quiet", "--no-videos",
          "--no-controllability", "--no-diversity"]
