@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from worldmodel import checkpoint as ckpt
 from worldmodel.config import DynamicsConfig, TokenizerConfig, WorldModelConfig, preset
@@ -356,7 +357,7 @@ def test_parallel_frames_gives_the_per_frame_loops_loss_and_gradients(context, f
     than the context; with activation checkpointing, one checkpoint per layer instead of per group."""
     calls = dynamics_checkpoints
     torch.manual_seed(0)
-    cfg = micro_cfg(context=context)
+    cfg = micro_cfg(context=context, copy_logit=2.0)
     dyn = Dynamics(cfg.dynamics, cfg.action_space).train()
     tokens, actions = random_tokens(2, frames, cfg), torch.randint(0, 3, (2, frames - 1))
     z, seeds = torch.zeros(2, frames - 1), torch.tensor([3, 4])
@@ -508,10 +509,11 @@ def test_query_codes_of_one_frame_see_each_other_but_not_other_frames():
     assert torch.allclose(out[:, 2:], base[:, 2:], atol=1e-6)
 
 
-def test_streaming_generation_matches_teacher_forced_forward():
+@pytest.mark.parametrize("copy_logit", [0.0, 3.0])
+def test_streaming_generation_matches_teacher_forced_forward(copy_logit):
     """start/predict (KV cache, memory, merged passes) computes what the training forward computes."""
     torch.manual_seed(0)
-    cfg = micro_cfg(maskgit_steps=1)
+    cfg = micro_cfg(maskgit_steps=1, copy_logit=copy_logit)
     dyn = Dynamics(cfg.dynamics, cfg.action_space).eval()
     T = 7  # longer than the window K = 3, so the cache is trimmed and the memory matters
     tokens, actions = random_tokens(2, T, cfg), torch.randint(0, 3, (2, T - 1))
@@ -521,6 +523,22 @@ def test_streaming_generation_matches_teacher_forced_forward():
         pred, _, _ = dyn.predict(state, actions[:, t], steps=1, temperature=0.0)
         assert torch.equal(pred, ref[:, t]), t
         state.pending = tokens[:, t + 1]  # teacher forcing: the real frame becomes the context
+
+
+def test_copy_gate_adds_to_the_logit_of_the_code_that_was_there():
+    """``copy_logit``: each code's logit of the newest context frame's code at its place gets the gate
+    (starting at copy_logit), and nothing else changes; 0 adds no weights (older checkpoints load)."""
+    torch.manual_seed(0)
+    plain = Dynamics(micro_cfg().dynamics, {"type": "discrete", "n": 3}).eval()
+    cfg = micro_cfg(copy_logit=5.0)
+    dyn = Dynamics(cfg.dynamics, cfg.action_space).eval()
+    assert plain.copy_gate is None and "copy_gate.bias" not in plain.state_dict()
+    dyn.load_state_dict(plain.state_dict(), strict=False)
+    tokens, actions = random_tokens(2, 4, cfg), torch.randint(0, 3, (2, 3))
+    with torch.no_grad():
+        a, b = _forward(plain, tokens, actions).logits, _forward(dyn, tokens, actions).logits
+    bonus = F.one_hot(tokens[:, :-1], dyn.V).float() * 5.0  # (B, N, h, w, V): the context frame's code
+    assert torch.allclose(b, a + bonus, atol=1e-5)
 
 
 def test_each_frame_costs_exactly_maskgit_steps_passes():
@@ -554,7 +572,7 @@ def test_memory_bank_is_read_written_and_the_window_is_bounded():
             h, w = cfg.dynamics.grid
             q = dyn.query_input(torch.full((1, 1, h, w), dyn.V), torch.tensor([[1]]))[:, 0]
             hq = dyn._advance(state, state.pending, state.pending_action, state.pending_known, q)
-            return dyn._heads(hq)[0], state
+            return dyn._heads(hq, state.pending)[0], state
         finally:
             dyn.memory.write = original
 

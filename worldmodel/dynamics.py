@@ -157,6 +157,7 @@ class Dynamics(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, p * p * V)
+        self.copy_gate = nn.Linear(d, p * p) if cfg.copy_logit > 0 else None  # config.copy_logit
         self.scalar_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 2))  # reward, termination
         # relative attention bias, shared by all layers: spatial (Δy, Δx) and temporal (frame distance
         # 0..K for context keys, K+1 for the query block's own keys)
@@ -168,6 +169,9 @@ class Dynamics(nn.Module):
         for block in self.blocks:  # GPT-2 scaled init of residual projections
             for proj in (block.attn.proj, block.mem.proj, block.mlp[2]):
                 nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        if self.copy_gate is not None:  # every gate starts open at copy_logit
+            nn.init.zeros_(self.copy_gate.weight)
+            nn.init.constant_(self.copy_gate.bias, cfg.copy_logit)
 
     def _locality_prior(self, n_heads: int) -> torch.Tensor:
         """ALiBi-style start for the spatial bias: −slope·distance, slopes 2, …, 0.25 across heads.
@@ -320,15 +324,18 @@ class Dynamics(nn.Module):
         n = keep_frames * P
         return [(k[:, :, -n:], v[:, :, -n:]) for k, v in cache]
 
-    def _heads(self, hq: torch.Tensor, unpatch: bool = True
+    def _heads(self, hq: torch.Tensor, last: torch.Tensor, unpatch: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Query hidden (B, P, d) -> logits (B, h, w, V) (``unpatch=False``: in the head's order,
-        (B, P, p·p, V)), reward (B,), termination logit (B,)."""
+        """Query hidden (B, P, d) and the newest context frame's codes (B, h, w) -> logits (B, h, w, V)
+        (``unpatch=False``: in the head's order, (B, P, p·p, V)), reward (B,), termination logit (B,)."""
         scal = self.scalar_head(hq.mean(1))  # (B, 2)
-        logits = self.head(hq)
+        logits = self.head(hq).view(hq.shape[0], self.P, self.p * self.p, self.V)
+        if self.copy_gate is not None:  # each code's logit of the code that was there gets the gate
+            gate = self.copy_gate(hq).unsqueeze(-1).to(logits.dtype)  # (B, P, p·p, 1)
+            logits = logits.scatter_add(-1, self.to_patches(last).unsqueeze(-1), gate)
         if unpatch:
-            return self.unpatch(logits), scal[:, 0], scal[:, 1]
-        return logits.view(hq.shape[0], self.P, self.p * self.p, self.V), scal[:, 0], scal[:, 1]
+            return self.from_patches(logits), scal[:, 0], scal[:, 1]
+        return logits, scal[:, 0], scal[:, 1]
 
     # -------------------------------------------------------------- teacher-forced forward
     def forward(self, context_tokens, query_tokens, actions, prev_known, noise_level) -> DynamicsOutput:
@@ -342,7 +349,7 @@ class Dynamics(nn.Module):
         ctx = self.context_input(context_tokens, prev_actions, prev_known, noise_level)  # (B, N, P, d)
         qry = self.query_input(query_tokens, actions)  # (B, N, P, d)
         if self.cfg.parallel_frames:
-            return self._forward_frames(ctx, qry)
+            return self._forward_frames(ctx, qry, context_tokens)
         memory = self.memory.init(B)
         # the cache as per-layer lists of per-frame (k, v), concatenated inside the attention: a
         # checkpointed block then keeps references to these small per-frame tensors (each shared by
@@ -364,13 +371,14 @@ class Dynamics(nn.Module):
                 for f, (k, v) in zip(frames, kept):  # copies: a view would keep the whole qkv output alive
                     f.append((k.contiguous(), v.contiguous()))
                     del f[: -(K - 1)]
-            lg, r, term = self._heads(h[:, self.P:])
+            lg, r, term = self._heads(h[:, self.P:], context_tokens[:, t])
             logits.append(lg)
             rewards.append(r)
             terms.append(term)
         return DynamicsOutput(torch.stack(logits, 1), torch.stack(rewards, 1), torch.stack(terms, 1))
 
-    def _forward_frames(self, ctx: torch.Tensor, qry: torch.Tensor) -> DynamicsOutput:
+    def _forward_frames(self, ctx: torch.Tensor, qry: torch.Tensor, context_tokens: torch.Tensor
+                        ) -> DynamicsOutput:
         """``forward`` with each layer's N group passes batched into one (``parallel_frames``).
 
         Exact because the memory bank is written from the context inputs alone: its N states come
@@ -389,7 +397,7 @@ class Dynamics(nn.Module):
                 x = checkpoint(block.frames, x, biases, P, memory, use_reentrant=False)
             else:
                 x = block.frames(x, biases, P, memory)
-        lg, r, term = self._heads(self.ln_f(x)[:, :, P:].reshape(B * N, P, d))
+        lg, r, term = self._heads(self.ln_f(x)[:, :, P:].reshape(B * N, P, d), context_tokens.flatten(0, 1))
         return DynamicsOutput(lg.view(B, N, *lg.shape[1:]), r.view(B, N), term.view(B, N))
 
     # -------------------------------------------------------------- training loss
@@ -584,7 +592,7 @@ class Dynamics(nn.Module):
                 state.passes += 1
             # sampled in the head's patch order: per-code arithmetic, so only the codes and their
             # confidences are reordered, not the (B, h, w, V) logits (a copy as large as the head)
-            logits, reward, term = self._heads(hq, unpatch=False)
+            logits, reward, term = self._heads(hq, state.pending, unpatch=False)  # pending: frame t
             masked = tokens == self.V
             sampled, conf = sampling.sample_codes(logits.float(), temperature, top_k,
                                                   self.to_patches(u[:, s - 1, 0]))

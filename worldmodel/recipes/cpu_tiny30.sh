@@ -6,6 +6,7 @@
 #
 #   bash worldmodel/recipes/cpu_tiny30.sh                  # ≈ 40 minutes; nothing else should run
 #   MINUTES=1 EPISODES=20 EVAL_EPISODES=2 bash worldmodel/recipes/cpu_tiny30.sh   # a dry run
+#   SET="dynamics.copy_logit=0" WORK=runs/cpu_tiny30_nocopy bash worldmodel/recipes/cpu_tiny30.sh  # --set overrides
 #
 # Data: 400 random-policy BouncingBalls episodes of at most 100 steps (the CPU dataset of
 # worldmodel/README.md, "Measured on a shared 2-core CPU"). The run and the reports go under WORK
@@ -19,6 +20,7 @@ THREADS=${THREADS:-2}
 EPISODES=${EPISODES:-400}
 EVAL_EPISODES=${EVAL_EPISODES:-32}
 DATA=${DATA:-data/bb$EPISODES}
+SET=${SET:-}  # space-separated KEY=VALUE config overrides for worldmodel.train --set
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 stamp() { echo "[$(date +%T)] $*"; }
 if [ -e "$W/run" ]; then
@@ -32,7 +34,7 @@ $PY -m collect --env WorldGym/BouncingBalls-v0 --episodes "$EPISODES" --max-step
     --out "$DATA" --no-progress || exit 1
 stamp "training tiny for $MINUTES minutes on $THREADS threads into $W/run"
 $PY -m worldmodel.train --data "$DATA" --preset tiny --out "$W/run" --minutes "$MINUTES" \
-    --threads "$THREADS" --no-progress </dev/null || exit 1
+    --threads "$THREADS" --no-progress ${SET:+--set $SET} </dev/null || exit 1
 for spec in "0 t0" "1:adaptive t1_adaptive"; do  # @temperature[:schedule], report name
     read -r at name <<< "$spec"
     stamp "evaluating at @$at"
