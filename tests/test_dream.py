@@ -368,8 +368,25 @@ def test_soak_reports_no_growth_and_finite_values(run, tmp_path):
     report = soak.main(["--checkpoint", str(run), "--steps", "200", "--num-envs", "2",
                         "--json", str(tmp_path / "soak.json")])
     assert report["ok"] and report["resets"] == 0 and not any(report["nonfinite"].values())
-    assert report["memory_growth_mb"] < 20
+    assert report["memory_growth_mb"] < 20 and "memory_at_step_100_mb" in report
+    assert report["failed"] == [] and "memory growth from step 100 to step 200" in report["checked"]
     assert (tmp_path / "soak.json").exists()
+
+
+def test_soak_refuses_runs_shorter_than_its_watch_window_and_missing_checkpoints(run, tmp_path, capsys):
+    from worldmodel import soak
+
+    for argv, message in [(["--checkpoint", str(run), "--steps", "20"], "--steps must be > 100"),
+                          (["--checkpoint", str(run), "--threads", "-1"], "--threads must be >= 0"),
+                          (["--checkpoint", str(tmp_path / "nope"), "--steps", "101"], "is not a directory")]:
+        with pytest.raises(SystemExit) as e:  # --steps 20 once reported "memory_at_step_100_mb" at step 20
+            soak.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit):
+        soak.main(["--help"])
+    out = capsys.readouterr().out
+    assert "unbroken episode" in out and "--max-growth-mb" in out  # the whole docstring, not its first line
 
 
 # ---------------------------------------------------------------------- Stable-Baselines3
@@ -408,6 +425,32 @@ def test_headless_play_records_a_video(run, tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "frames/s" in out.stdout and (tmp_path / "tmp.mp4").stat().st_size > 0
+    assert "unpaced" in out.stdout and "paced to 0" not in out.stdout
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--fps", "-5"], "--fps must be a number >= 0"),  # once "paced to -5"
+    (["--steps", "-1"], "--steps must be >= 0 (0: play on)"),  # once played one step
+    (["--threads", "-1"], "--threads must be >= 0 (0: torch's choice)"),
+    (["--scale", "0"], "--scale must be >= 1"),
+    (["--temperature", "-1", "--policy", "random"], "temperature must be"),  # the dream env's check
+])
+def test_play_cli_refuses_bad_numbers_with_argparse_errors(run, capsys, flag, message):
+    from worldmodel import dream
+
+    with pytest.raises(SystemExit) as e:
+        dream.main(["--checkpoint", str(run), *flag])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    assert dream.parse_args(["--checkpoint", str(run), "--threads", "0"]).threads == 0  # as evaluate.transfer
+
+
+def test_play_cli_names_a_missing_checkpoint_with_exit_status_2(tmp_path, capsys):
+    from worldmodel import dream
+
+    with pytest.raises(SystemExit) as e:
+        dream.main(["--checkpoint", str(tmp_path / "nope"), "--policy", "random", "--steps", "1"])
+    assert e.value.code == 2 and "is not a directory" in capsys.readouterr().err
 
 
 def test_worldmodel_exports_the_dream():

@@ -226,3 +226,91 @@ def test_generated_reward_is_in_reward_units():
     out = model.generate(balls(2)[None], torch.tensor([[0, 1]]), 2, temperature=0.0)
     assert torch.allclose(out.rewards, torch.full_like(out.rewards, 5.0), atol=1e-4)
     assert torch.allclose(out.terminations, torch.full_like(out.terminations, 0.5))
+
+
+# ---------------------------------------------------------------------- the command lines
+def _micro_run(run) -> str:
+    from worldmodel.checkpoint import save_stage
+
+    torch.manual_seed(0)
+    model = WorldModel(micro_cfg())
+    for stage in ("tokenizer", "dynamics"):
+        save_stage(run, stage, getattr(model, stage), model.cfg, train_state={"step": 0})
+    return str(run)
+
+
+def test_generate_takes_passes_and_steps_as_its_deprecated_name(tmp_path, capsys, monkeypatch):
+    """--passes is the MaskGIT passes per frame (as in worldmodel.dream, where --steps counts steps);
+    --steps still works here, with a note."""
+    from PIL import Image
+
+    from worldmodel import generate
+
+    run = _micro_run(tmp_path / "run")
+    Image.fromarray(balls(1)[0].numpy()).save(tmp_path / "start.png")
+    seen = []
+    original = WorldModel.generate
+    monkeypatch.setattr(WorldModel, "generate", lambda self, *a, **kw: seen.append(kw["maskgit_steps"])
+                        or original(self, *a, **kw))
+    base = ["--checkpoint", run, "--image", str(tmp_path / "start.png"), "--horizon", "1", "--samples", "1",
+            "--device", "cpu", "--out", str(tmp_path / "sheet.png")]
+    generate.main([*base, "--passes", "2"])
+    generate.main([*base, "--steps", "1"])
+    assert seen == [2, 1] and "--steps is deprecated here: use --passes" in capsys.readouterr().err
+    for flag, message in [(["--passes", "2", "--steps", "3"], "--steps is the deprecated name of --passes"),
+                          (["--passes", "0"], "--passes must be"),
+                          (["--passes", "65"], "--passes must be in [1, codes per frame]")]:
+        with pytest.raises(SystemExit) as e:
+            generate.main([*base, *flag])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # once a FileNotFoundError traceback
+        generate.main([*base[:1], str(tmp_path / "nope"), *base[2:]])
+    assert e.value.code == 2 and "--checkpoint: " in capsys.readouterr().err
+
+
+def test_bench_adds_up_repeated_lists_and_names_a_missing_checkpoint(tmp_path, capsys):
+    from worldmodel import bench
+
+    args = bench.parse_args(["--preset", "tiny", "--batches", "1", "--batches", "2",
+                             "--train-stages", "tokenizer", "--train-stages", "dynamics"])
+    assert args.batches == [1, 2] and args.train_stages == ["tokenizer", "dynamics"]
+    args = bench.parse_args(["--preset", "tiny"])
+    assert args.batches == [1, 64] and args.train_stages == ["tokenizer", "dynamics"]  # the defaults
+    for argv, message in [(["--checkpoint", str(tmp_path / "nope")], "--checkpoint: "),
+                          (["--preset", "tiny", "--threads", "-1"], "--threads must be >= 0"),
+                          (["--preset", "tiny", "--batches", "0"], "--batches must be >= 1")]:
+        with pytest.raises(SystemExit) as e:
+            bench.parse_args(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err, err
+
+
+def _help_entries(text: str) -> dict[str, str]:
+    """--help output -> {option invocation: its help text}."""
+    import re
+
+    entries, name = {}, None
+    for line in text.splitlines():
+        if re.match(r"^  -", line):
+            name, _, rest = line.strip().partition("  ")
+            entries[name] = rest.strip()
+        elif name is not None and line.startswith("   "):
+            entries[name] += " " + line.strip()
+        else:
+            name = None
+    return entries
+
+
+@pytest.mark.parametrize("module", ["train", "generate", "dream", "soak", "metrics", "bench", "export"])
+def test_every_cli_flag_has_help_and_shows_its_default_once(module, capsys):
+    import importlib
+
+    cli = importlib.import_module(f"worldmodel.{module}")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    entries = _help_entries(capsys.readouterr().out)
+    assert len(entries) > 3, entries
+    for name, text in entries.items():
+        assert text.count("default") <= 1, (name, text)  # once "(default: torch's choice) (default: None)"
+        assert text.replace("(default:", "").strip() and not text.startswith("(default:"), (name, text)

@@ -154,6 +154,106 @@ def test_bad_set_overrides_are_one_clear_error_and_write_nothing(tmp_path, pair,
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("flag, message", [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),  # once trained the preset's whole schedule
+    (["--steps", "-5"], "--steps must be >= 1, got -5"),  # once "train the tokenizer first", recorded
+    (["--minutes", "-1"], "--minutes must be a number > 0"),  # once one step per stage
+    (["--minutes", "nan"], "--minutes must be a number > 0"),
+    (["--stop-at", "0"], "--stop-at must be >= 1"),
+    (["--episodes", "0"], "--episodes must be >= 1"),
+    (["--threads", "-2"], "--threads must be >= 0 (0: torch's choice)"),  # once a RuntimeError
+])
+def test_out_of_range_numbers_are_argument_errors_that_write_nothing(tmp_path, capsys, flag, message):
+    with pytest.raises(SystemExit) as e:
+        train.main([*DATA, "--out", str(tmp_path / "r"), *flag])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # no commands.jsonl line for a refused command
+    assert train.parse_args([*DATA, "--threads", "0"]).threads == 0  # 0: torch's choice, as documented
+
+
+def _micro_run(run: Path, done: bool = True) -> Path:
+    """A run directory of an untrained micro model, as worldmodel.train leaves it (fast to export)."""
+    from test_worldmodel import micro_cfg
+
+    from worldmodel.checkpoint import save_stage
+    from worldmodel.model import WorldModel
+
+    cfg = micro_cfg()
+    torch.manual_seed(0)
+    model = WorldModel(cfg)
+    for stage in ("tokenizer", "dynamics"):
+        state = {"stage": stage, "step": 8 if done else 3, "planned_steps": 8, "done": done, "seed": 0,
+                 "elapsed_s": 1.0}
+        save_stage(run, stage, getattr(model, stage), cfg, train_state=state)  # and RUN/config.json
+    return run
+
+
+def _report(path: Path, predictor: str) -> Path:
+    """A minimal evaluate report.json (valid under evaluate.schema) with one row of ``predictor``."""
+    from evaluate.metrics.coherence import CHECKS
+
+    config = dict.fromkeys(("episodes", "horizon", "context", "samples", "policy", "seed", "options",
+                            "width", "height"), 0)
+    row = {"env_id": "WorldGym/BouncingBalls-v0", "predictor": predictor, "config": config,
+           "summary": {"coherence": 0.5, "episodes_ok": 1, "episodes_failed": 0, "psnr@1": 31.5},
+           "curves": {k: [1.0] for k in ("psnr", "ssim", "pos_err", "persistence")},
+           "checks": {**dict.fromkeys(CHECKS, 0.0), "abnormal": 0.0}, "floors": {},
+           "episodes": [{"seed": 0, "error": None}], "wall_time_s": 1.0}
+    scene = {"rows": [row], "plots": [], "videos": {}, "error": None}
+    path.write_text(json.dumps({"schema_version": 1, "created": "now", "command": "python -m evaluate",
+                                "scenes": {"WorldGym/BouncingBalls-v0": scene}}))
+    return path
+
+
+def test_export_copies_only_reports_of_this_run_and_fails_in_one_line(tmp_path, capsys, monkeypatch):
+    from worldmodel import export
+
+    run, out = _micro_run(tmp_path / "run"), tmp_path / "shipped"
+    (tmp_path / "transfer.json").write_text(json.dumps({"env": "WorldGym/BouncingBalls-v0", "rows": []}))
+    refused = [
+        (["--eval", str(_report(tmp_path / "other.json", f"checkpoint:{tmp_path / 'other'}@0"))],
+         "no row of checkpoint:"),  # once copied another checkpoint's numbers onto this card
+        (["--eval", str(tmp_path / "transfer.json")], "not a readable evaluate report.json"),  # KeyError
+        (["--passes", "0"], "passes must be in"),
+    ]
+    for extra, message in refused:
+        with pytest.raises(SystemExit) as e:
+            export.main([str(run), "--out", str(out), *extra])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err, err
+        assert not out.exists() and not (tmp_path / "shipped.partial").exists()
+    for argv, message in [([str(tmp_path / "nope"), "--out", str(out)], "no config.json"),
+                          ([str(run), "--out", str(run)], "would replace the run")]:
+        with pytest.raises(SystemExit) as e:
+            export.main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # a report's relative checkpoint path is read from the current directory
+    reports = [_report(tmp_path / "t0.json", f"checkpoint:{run}@0"),
+               _report(tmp_path / "t1.json", "checkpoint:run@1:adaptive")]
+    export.main([str(run), "--out", str(out), *[a for r in reports for a in ("--eval", str(r))]])
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| checkpoint:run@1:adaptive | 31.5 |" in card and f"checkpoint:{run}@0" in card
+    with pytest.raises(SystemExit) as e:
+        export.main([str(run), "--out", str(out)])
+    assert e.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
+    monkeypatch.setattr(export, "model_card", lambda *a: 1 / 0)  # a failure while writing ...
+    with pytest.raises(ZeroDivisionError):
+        export.export(run, out, overwrite=True)
+    assert not (tmp_path / "shipped.partial").exists() and (out / "MODEL_CARD.md").read_text() == card
+
+
+def test_exporting_a_half_trained_run_says_so(tmp_path, capsys):
+    from worldmodel import export
+
+    run = _micro_run(tmp_path / "run", done=False)
+    export.main([str(run), "--out", str(tmp_path / "shipped")])
+    err = capsys.readouterr().err
+    assert "warning:" in err and "run/dynamics is not finished (step 3 of 8 planned)" in err, err
+    assert "of 8 planned: not finished" in (tmp_path / "shipped" / "MODEL_CARD.md").read_text()
+    export.main([str(_micro_run(tmp_path / "done")), "--out", str(tmp_path / "shipped2")])
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_episode_encoding_is_cached_stops_on_request_and_does_not_depend_on_the_batch(tmp_path):
     from worldmodel.data import EpisodeStore
     from worldmodel.tokenizer import Tokenizer

@@ -51,8 +51,10 @@ def parse_args(argv=None):
     src.add_argument("--preset", help="random weights of a preset")
     src.add_argument("--checkpoint", help="a run directory")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads")
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 64], help="generation batch sizes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch; 0 or None: torch's choice")
+    p.add_argument("--batches", type=int, nargs="+", action="extend", default=None,
+                   help="generation batch sizes (repeatable); None: 1 64")
     p.add_argument("--frames", type=int, default=30, help="timed generated frames per batch size")
     p.add_argument("--context", type=int, default=4, help="context frames")
     p.add_argument("--no-generate", action="store_true", help="skip the generation timing")
@@ -70,8 +72,8 @@ def parse_args(argv=None):
                         "(the tokenizer's batch is train.tokenizer_batch: see --set)")
     p.add_argument("--train-frames", type=int, default=None,
                    help="frames per training window; None: the config's dynamics.train_frames")
-    p.add_argument("--train-stages", nargs="+", choices=STAGES, default=list(STAGES),
-                   help="training stages to time")
+    p.add_argument("--train-stages", nargs="+", action="extend", choices=STAGES, default=None,
+                   help="training stages to time (repeatable); None: both")
     p.add_argument("--warmup", type=int, default=1, help="untimed training steps per stage before timing")
     p.add_argument("--repeats", type=int, default=3,
                    help="timed training steps per stage (the median is shown)")
@@ -83,8 +85,17 @@ def parse_args(argv=None):
                         "sense: checkpointing, batch sizes)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
+    # "extend" adds to a default list: the defaults are filled in here
+    args.batches = args.batches or [1, 64]
+    args.train_stages = args.train_stages or list(STAGES)
     if args.repeats < 1 or args.warmup < 0:
         p.error("--repeats must be at least 1 and --warmup at least 0")
+    for name, value in (("--batches", min(args.batches)), ("--frames", args.frames),
+                        ("--context", args.context)):
+        if value < 1:
+            p.error(f"{name} must be >= 1, got {value}")
+    if args.threads is not None and args.threads < 0:
+        p.error(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
     from worldmodel.distributed import resolve_device
 
     try:
@@ -93,7 +104,23 @@ def parse_args(argv=None):
         p.error(f"--device: {e}")
     if (args.cuda_graph or args.compile) and not args.device.startswith("cuda"):
         p.error("--cuda-graph and --compile need --device cuda")
+    if args.checkpoint:
+        check_run(p, args.checkpoint)
     return args
+
+
+def check_run(p: argparse.ArgumentParser, run: str) -> None:
+    """An argparse error unless ``run`` has a readable config and both stages' weights (the weights
+    themselves are read later)."""
+    from worldmodel.checkpoint import has_stage, load_config
+
+    try:
+        load_config(run)
+    except (OSError, ValueError) as e:
+        p.error(f"--checkpoint: {e}")
+    missing = [stage for stage in STAGES if not has_stage(run, stage)]
+    if missing:
+        p.error(f"--checkpoint: {run} has no {' or '.join(missing)} checkpoint (train it first)")
 
 
 def _sync(device: torch.device) -> None:
@@ -306,7 +333,10 @@ def main(argv=None) -> dict:
     if args.checkpoint:
         import worldmodel
 
-        model = worldmodel.load(args.checkpoint, device=dev)
+        try:
+            model = worldmodel.load(args.checkpoint, device=dev)
+        except (OSError, ValueError) as e:  # damaged weights (a missing run is an argument error)
+            raise SystemExit(f"python -m worldmodel.bench: error: --checkpoint: {e}") from None
         if args.set:
             _override(model, args.set)
     else:

@@ -14,6 +14,7 @@ dream step alone. ``--fps 0`` runs unpaced.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from worldmodel.config import SCHEDULES
 WARMUP = 10  # first steps build caches and allocate: not timed when enough steps follow
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m worldmodel.dream", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="run directory (RUN with config.json)")
@@ -36,25 +37,47 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = argmax)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest codes")
     p.add_argument("--schedule", choices=SCHEDULES, default=None,
-                   help="MaskGIT commit schedule (default: the checkpoint's); adaptive: every sure code at "
-                        "once, the unsure ones spread over the passes (better sampled rollouts, README)")
+                   help="MaskGIT commit schedule; None: the checkpoint's; adaptive: every sure code at once, "
+                        "the unsure ones spread over the passes (better sampled rollouts, README)")
     p.add_argument("--passes", type=int, default=None,
-                   help="MaskGIT passes per frame (default: the checkpoint's; more: slower, "
-                        "sharper at T > 0)")
+                   help="MaskGIT passes per frame; None: the checkpoint's (more: slower, sharper at T > 0)")
     p.add_argument("--context", type=int, default=4, help="real frames the dream starts from")
     p.add_argument("--seed", type=int, default=0, help="first episode's seed (later ones follow from it)")
-    p.add_argument("--fps", type=float, default=None, help="pace (default: the scene's; 0 = unpaced)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frames per second to pace the loop to; None: the scene's; 0: unpaced")
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps (0 = play on)")
     p.add_argument("--policy", choices=["keys", "random"], default="keys", help="where actions come from")
     p.add_argument("--termination", choices=["sample", "threshold", "off"], default="sample",
                    help="how the dream's predicted termination probability ends an episode")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    return p.parse_args(argv)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's choice)")
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One argparse error for a bad number (the sampling settings are checked by the dream env)."""
+    for name in ("scale", "record_scale"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps >= 0):
+        p.error(f"--fps must be a number >= 0 (0: unpaced), got {args.fps}")
+    if args.steps < 0:
+        p.error(f"--steps must be >= 0 (0: play on), got {args.steps}")
+    if args.threads < 0:
+        p.error(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
+    return args
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    check_args(p, args)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
     import torch
@@ -63,18 +86,20 @@ def main(argv=None) -> dict:
     from envs.window import HumanWindow
     from worldmodel.dream_env import DreamEnv
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         env = DreamEnv(args.checkpoint, temperature=args.temperature, context=args.context, horizon=10**9,
                        device=args.device, top_k=args.top_k, termination=args.termination,
                        schedule=args.schedule, passes=args.passes)
     except (ValueError, OSError) as e:  # a bad setting, or a missing or damaged checkpoint
-        raise SystemExit(f"python -m worldmodel.dream: error: {e}") from None
+        p.error(str(e))
     real = env.core.real if args.side_by_side else None  # the scene the dream's contexts come from
     keys = env.core.real.unwrapped.get_keys_to_action()
     if args.policy == "keys":
         if not keys or not hasattr(env.action_space, "n"):
-            raise SystemExit("keyboard play needs a Discrete scene with a key map; use --policy random")
+            env.close()
+            p.error("keyboard play needs a Discrete scene with a key map; use --policy random")
         meanings = env.core.real.unwrapped.ACTIONS
         print("keys: " + ", ".join(f"{'+'.join(pygame.key.name(k) for k in combo)}={meanings[a]}"
                                    for combo, a in keys.items()))
@@ -139,7 +164,8 @@ def main(argv=None) -> dict:
     env.close()
     stats = {"steps": steps, "timed_steps": timed, "loop_fps": timed / max(wall, 1e-9),
              "dream_step_fps": timed / max(dream_s, 1e-9)}
-    print(f"{steps} steps: {stats['loop_fps']:.1f} frames/s (whole loop incl. restarts, paced to {fps:g}), "
+    pace = f"paced to {fps:g}" if fps else "unpaced"
+    print(f"{steps} steps: {stats['loop_fps']:.1f} frames/s (whole loop incl. restarts, {pace}), "
           f"dream step alone {stats['dream_step_fps']:.1f} frames/s; first {warm} steps (warm-up) not timed")
     if args.record:
         from envs.video import upscale, write_mp4

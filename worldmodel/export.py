@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -30,10 +31,11 @@ CARD_METRICS = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence", "persis
 
 def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_reports=(),
            overwrite: bool = False, note: str = "", passes: int | None = None) -> Path:
-    """Writes the shippable copy of ``run`` to ``out``; ``eval_reports``: evaluate report.json paths.
-    ``passes``: the MaskGIT passes per frame the copy generates with (its config's ``maskgit_steps``;
-    None keeps the run's). A generation setting: measure it (``checkpoint:RUN@T:N`` in evaluate)
-    before shipping it."""
+    """Writes the shippable copy of ``run`` to ``out``; ``eval_reports``: evaluate report.json paths,
+    each with a ``checkpoint:RUN`` row. ``passes``: the MaskGIT passes per frame the copy generates with
+    (its config's ``maskgit_steps``; None keeps the run's). A generation setting: measure it
+    (``checkpoint:RUN@T:N`` in evaluate) before shipping it. Every check runs before anything is
+    written; a failure while writing removes the partial copy."""
     run, out = Path(run), Path(out)
     cfg = load_config(run)
     if passes is not None:
@@ -47,26 +49,21 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
         raise FileExistsError(f"{out} exists: pass --overwrite to replace it")
     if isinstance(eval_reports, (str, Path)):
         eval_reports = [eval_reports]
-    reports = []
-    for path in eval_reports:  # read before anything is written: a bad path must not cost the old copy
-        try:
-            reports.append((str(path), json.loads(Path(path).read_text())))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"--eval {path}: not a readable evaluate report.json ({e})") from None
+    # read before anything is written: a bad path must not cost the old copy
+    reports = [(str(path), read_report(path, run)) for path in eval_reports]
+    states = {stage: _train_state(run / stage) for stage in STAGES}
+    for stage, st in states.items():
+        if st.get("done") is False:
+            print(f"warning: {run}/{stage} is not finished (step {st.get('step')} of "
+                  f"{st.get('planned_steps')} planned): exporting a half-trained {stage}", file=sys.stderr)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    states = {}
-    for stage in STAGES:
-        (tmp / stage).mkdir()
-        weights = load_file(str(run / stage / "model.safetensors"))
-        cast = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
-        save_file(cast, str(tmp / stage / "model.safetensors"), metadata={"stage": stage, "dtype": dtype})
-        cfg.to_json(tmp / stage / "config.json")  # the run's, with the export's settings
-        shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
-        states[stage] = json.loads((run / stage / "train_state.json").read_text())
-    cfg.to_json(tmp / "config.json")
-    (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note, passes))
+    try:
+        _write(run, tmp, cfg, dtype)
+        (tmp / "MODEL_CARD.md").write_text(model_card(run, cfg, states, reports, dtype, out, note, passes))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():  # the old copy goes only once the new one is whole
         old = out.with_name(out.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -76,6 +73,45 @@ def export(run: str | Path, out: str | Path, dtype: str = "float16", eval_report
     else:
         tmp.rename(out)
     return out
+
+
+def _write(run: Path, tmp: Path, cfg, dtype: str) -> None:
+    """The weights cast to ``dtype``, the configs and the train states, into ``tmp``."""
+    tmp.mkdir(parents=True)
+    for stage in STAGES:
+        (tmp / stage).mkdir()
+        weights = load_file(str(run / stage / "model.safetensors"))
+        cast = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()}
+        save_file(cast, str(tmp / stage / "model.safetensors"), metadata={"stage": stage, "dtype": dtype})
+        cfg.to_json(tmp / stage / "config.json")  # the run's, with the export's settings
+        if (run / stage / "train_state.json").exists():
+            shutil.copy(run / stage / "train_state.json", tmp / stage / "train_state.json")
+    cfg.to_json(tmp / "config.json")
+
+
+def _train_state(stage_dir: Path) -> dict:
+    path = stage_dir / "train_state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_report(path: str | Path, run: Path) -> dict:
+    """An evaluate ``report.json`` (checked against ``evaluate.schema``) with at least one row of
+    ``checkpoint:RUN`` (the path before '@' is resolved from the current directory): the card must not
+    show the numbers of another checkpoint as this one's. ``ValueError`` otherwise."""
+    from evaluate.schema import validate
+
+    try:
+        report = json.loads(Path(path).read_text())
+        validate(report)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--eval {path}: not a readable evaluate report.json ({e})") from None
+    measured = sorted({row["predictor"] for scene in report["scenes"].values() for row in scene["rows"]
+                       if row["predictor"].startswith("checkpoint:")})
+    if not any(Path(name[len("checkpoint:"):].split("@")[0]).resolve() == run.resolve() for name in measured):
+        raise ValueError(f"--eval {path}: it has no row of checkpoint:{run} (its checkpoints: "
+                         f"{', '.join(measured) or 'none'}); evaluate this run with "
+                         f"`python -m evaluate --predictor checkpoint:{run}`")
+    return report
 
 
 def _commands(run: Path) -> list[str]:
@@ -104,8 +140,9 @@ def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dt
     if note:
         lines += [note, ""]
     for stage, st in states.items():
+        unfinished = f", of {st.get('planned_steps')} planned: not finished" * (st.get("done") is False)
         lines.append(f"- {stage}: {st.get('step')} steps in {st.get('elapsed_s', 0) / 60:.1f} min "
-                     f"(seed {st.get('seed')})")
+                     f"(seed {st.get('seed')}{unfinished})")
     cmds = _commands(run)
     if cmds:
         lines += ["", "Made with (in order):", "", "```bash", *cmds,
@@ -130,19 +167,29 @@ def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dt
     return "\n".join(lines)
 
 
-def main(argv=None) -> Path:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m worldmodel.export", description=__doc__.split("\n")[0])
     p.add_argument("run", help="a trained run directory (both stages)")
     p.add_argument("--out", required=True, help="directory to create")
     p.add_argument("--dtype", default="float16", choices=sorted(DTYPES), help="storage type of the weights")
     p.add_argument("--eval", action="append", default=[], metavar="REPORT",
-                   help="an evaluate report.json to copy the metrics from (repeatable)")
+                   help="an evaluate report.json with a checkpoint:RUN row, to copy the metrics from "
+                        "(repeatable)")
     p.add_argument("--passes", type=int, default=None,
                    help="MaskGIT passes per frame the copy generates with (default: the run's)")
     p.add_argument("--note", default="", help="provenance for the card (where and on what data it trained)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (the old copy goes only once the new one is whole)")
+    return p
+
+
+def main(argv=None) -> Path:
+    p = build_parser()
     args = p.parse_args(argv)
-    out = export(args.run, args.out, args.dtype, args.eval, args.overwrite, args.note, args.passes)
+    try:
+        out = export(args.run, args.out, args.dtype, args.eval, args.overwrite, args.note, args.passes)
+    except (OSError, ValueError) as e:  # a missing or damaged run, an existing --out, a bad report
+        p.error(str(e))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 2**20:.2f} MB)")
     return out

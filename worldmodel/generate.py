@@ -13,12 +13,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 from worldmodel.config import SCHEDULES
+
+
+class _Passes(argparse.Action):
+    """Stores the MaskGIT passes per frame once: ``--passes``, or ``--steps``, its deprecated name here
+    (in ``worldmodel.dream`` and ``worldmodel.train`` --steps counts steps, and dream takes --passes)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} {values}: the passes per frame are already set "
+                         "(--steps is the deprecated name of --passes: give one)")
+        if option_string == "--steps":
+            print("note: --steps is deprecated here: use --passes (MaskGIT passes per frame)",
+                  file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_passes(p: argparse.ArgumentParser) -> None:
+    """``--passes N`` (and ``--steps N``, deprecated) into ``args.passes``."""
+    p.add_argument("--passes", type=int, default=None, action=_Passes,
+                   help="MaskGIT passes per frame; None: the checkpoint's")
+    p.add_argument("--steps", type=int, dest="passes", default=argparse.SUPPRESS, action=_Passes,
+                   help="deprecated: use --passes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=4, help="independent dreams from the same start")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = argmax)")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k likeliest codes")
-    p.add_argument("--steps", type=int, default=None, help="MaskGIT passes per frame (default: the config's)")
+    add_passes(p)
     p.add_argument("--schedule", choices=SCHEDULES, default=None,
-                   help="MaskGIT commit schedule (default: the checkpoint's); adaptive: every sure code at "
-                        "once, the unsure ones spread over the passes (better sampled rollouts, README)")
+                   help="MaskGIT commit schedule; None: the checkpoint's; adaptive: every sure code at once, "
+                        "the unsure ones spread over the passes (better sampled rollouts, README)")
     p.add_argument("--policy", default="random", choices=["random", "noop", "heuristic"], help="actions")
     p.add_argument("--scale", type=int, default=4, help="pixel upscaling in the video")
-    p.add_argument("--fps", type=float, default=15)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--fps", type=float, default=15, help="frames per second of the MP4")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default="seq.mp4", help="MP4 (or .png for a contact sheet)")
     return p
 
@@ -96,9 +119,9 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not args.fps > 0:
         p.error(f"--fps must be > 0, got {args.fps}")
     try:
-        check_sampling(args.temperature, args.top_k, args.schedule, args.steps)
+        check_sampling(args.temperature, args.top_k, args.schedule, args.passes)
     except ValueError as e:
-        p.error(str(e).replace("top_k", "--top-k").replace("passes", "--steps"))
+        p.error("--" + str(e).replace("top_k", "top-k"))
     if Path(args.out).suffix.lower() not in (".mp4", ".png"):
         p.error(f"--out must end in .mp4 (a video) or .png (a contact sheet), got {args.out!r}")
     if args.image and args.policy == "heuristic":
@@ -121,7 +144,10 @@ def main(argv=None) -> Path:
         device = resolve_device(args.device)
     except ValueError as e:
         p.error(f"--device: {e}")
-    model = worldmodel.load(args.checkpoint, device=device)
+    try:
+        model = worldmodel.load(args.checkpoint, device=device)
+    except (OSError, ValueError) as e:  # a missing or damaged run directory
+        p.error(f"--checkpoint: {e}")
     cfg = model.cfg
     rng = np.random.default_rng(args.seed)
     real = None
@@ -146,13 +172,13 @@ def main(argv=None) -> Path:
         context, ctx_actions = img[None], None
         actions = _actions(cfg.action_space, args.policy, args.horizon, rng)
         horizon = args.horizon
-    try:  # what only the checkpoint can tell (--top-k above its codes, --steps above its grid)
+    try:  # what only the checkpoint can tell (--top-k above its codes, --passes above its grid)
         out = model.generate(context[None], actions[None, :horizon], horizon, temperature=args.temperature,
                              num_samples=args.samples, top_k=args.top_k, seed=args.seed,
                              context_actions=None if ctx_actions is None else ctx_actions[None],
-                             maskgit_steps=args.steps, schedule=args.schedule)
+                             maskgit_steps=args.passes, schedule=args.schedule)
     except ValueError as e:
-        p.error(str(e))
+        p.error(str(e).replace("steps must", "--passes must"))
     dreams = out.frames[0].cpu().numpy()  # (S, horizon, H, W, 3)
     tiles, labels = [], []
     if real is not None:

@@ -123,35 +123,98 @@ def summary(res: dict, at: tuple[int, ...] = (1, 8, 16, 30)) -> str:
     return "\n".join(lines)
 
 
+def build_parser():
+    import argparse
+
+    from worldmodel.generate import add_passes
+
+    p = argparse.ArgumentParser(prog="python -m worldmodel.metrics", description=main.__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="run directory (RUN with config.json)")
+    p.add_argument("--data", required=True,
+                   help="collected dataset of the checkpoint's scene; its held-out split is used")
+    p.add_argument("--episodes", type=int, default=48, help="held-out episodes to roll out (at most)")
+    p.add_argument("--context", type=int, default=4, help="real frames each dream starts from")
+    p.add_argument("--horizon", type=int, default=30, help="frames to dream and compare")
+    p.add_argument("--temperature", type=float, nargs="+", action="extend", default=None,
+                   help="sampling temperatures, one evaluation each (0 = argmax; repeatable); None: 1.0")
+    p.add_argument("--samples", type=int, default=1, help="dreams per episode")
+    add_passes(p)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch; 0 or None: torch's choice")
+    p.add_argument("--json", default=None, help="write the per-horizon arrays here")
+    return p
+
+
+def check_args(args) -> str | None:
+    """The first bad setting, as an error line (None: all fine)."""
+    from worldmodel.sampling import check_sampling
+
+    for name in ("episodes", "context", "horizon", "samples"):
+        if getattr(args, name) < 1:
+            return f"--{name} must be >= 1, got {getattr(args, name)}"
+    if args.threads is not None and args.threads < 0:
+        return f"--threads must be >= 0 (0: torch's choice), got {args.threads}"
+    try:
+        for temp in args.temperature:
+            check_sampling(temp, passes=args.passes)
+    except ValueError as e:
+        return "--" + str(e)
+    return None
+
+
+def open_data(p, args):
+    """(model, held-out store), with one argparse error for a missing checkpoint or dataset and for data
+    of another scene or action space than the checkpoint's (which failed deep inside generation)."""
+    import collect
+    import worldmodel
+    from worldmodel.checkpoint import load_config
+    from worldmodel.data import EpisodeStore, _space_of_dataset
+
+    try:
+        cfg = load_config(args.checkpoint)
+    except (OSError, ValueError) as e:
+        p.error(f"--checkpoint: {e}")
+    try:
+        ds = collect.open_dataset(args.data)
+        space = _space_of_dataset(ds)
+    except collect.DatasetError as e:
+        p.error(f"--data: {e}")
+    if (cfg.env_id and ds.env_id != cfg.env_id) or space != cfg.action_space:
+        p.error(f"--data {args.data} is {ds.env_id} (actions {space}), but --checkpoint {args.checkpoint} "
+                f"was trained on {cfg.env_id or 'an unnamed scene'} (actions {cfg.action_space}): "
+                "give a dataset of the checkpoint's scene")
+    try:
+        model = worldmodel.load(args.checkpoint)
+        _, val = EpisodeStore.from_dataset(args.data, val_fraction=model.cfg.train.val_fraction, seed=0)
+    except (OSError, ValueError) as e:
+        p.error(f"--checkpoint: {e}")
+    except collect.DatasetError as e:
+        p.error(f"--data: {e}")
+    return model, val
+
+
 def main(argv=None) -> dict:
     """``python -m worldmodel.metrics --checkpoint RUN --data DIR``: held-out rollouts vs copy-last."""
-    import argparse
     import json
 
-    p = argparse.ArgumentParser(prog="python -m worldmodel.metrics", description=main.__doc__)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="collected dataset; its held-out split is used")
-    p.add_argument("--episodes", type=int, default=48)
-    p.add_argument("--context", type=int, default=4)
-    p.add_argument("--horizon", type=int, default=30)
-    p.add_argument("--temperature", type=float, nargs="+", default=[1.0])
-    p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--steps", type=int, default=None, help="MaskGIT passes per frame")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--json", default=None, help="write the per-horizon arrays here")
+    p = build_parser()
     args = p.parse_args(argv)
+    args.temperature = args.temperature or [1.0]  # "extend" would add to a default list
+    problem = check_args(args)
+    if problem:
+        p.error(problem)
     if args.threads:
         torch.set_num_threads(args.threads)
-    import worldmodel
-    from worldmodel.data import EpisodeStore
-
-    model = worldmodel.load(args.checkpoint)
-    _, val = EpisodeStore.from_dataset(args.data, val_fraction=model.cfg.train.val_fraction, seed=0)
+    model, val = open_data(p, args)
     out = {}
     for temp in args.temperature:
-        res = rollout_eval(model, val, args.episodes, args.context, args.horizon, temp, args.seed,
-                           args.samples, args.steps)
+        try:
+            res = rollout_eval(model, val, args.episodes, args.context, args.horizon, temp, args.seed,
+                               args.samples, args.passes)
+        except ValueError as e:  # too few held-out frames, more passes than codes per frame
+            p.error(str(e).replace("steps must", "--passes must"))
         print(f"temperature {temp}: {res['episodes']} held-out episodes, {args.context} context frames")
         print(summary(res))
         out[str(temp)] = {k: np.asarray(v).tolist() for k, v in res.items() if "/" in k}

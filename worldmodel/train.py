@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -58,16 +59,16 @@ class Args:
     out: str = "runs/wm"
     """run directory"""
     steps: int | None = None
-    """optimizer steps per stage (total, counting steps before a resume; with --minutes, at most this
-    many); default: the preset's"""
+    """optimizer steps per stage, >= 1 (total, counting steps before a resume; with --minutes, at most
+    this many); None: the preset's"""
     minutes: float | None = None
-    """wall-clock budget of this invocation (all stages together)"""
+    """wall-clock budget of this invocation in minutes, > 0 (all stages together); None: no budget"""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N"""
     resume: bool = False
     """continue the stages found in --out"""
     stop_at: int | None = None
-    """checkpoint and stop when a stage reaches this step, keeping its schedule (resume later)"""
+    """checkpoint and stop when a stage reaches this step (>= 1), keeping its schedule (resume later)"""
     stage: str = "all"
     """tokenizer | dynamics | all"""
     seed: int | None = None
@@ -75,7 +76,7 @@ class Args:
     set: list[str] = field(default_factory=list)
     """config overrides, e.g. --set dynamics.d_model=64 train.dynamics_batch=8"""
     threads: int | None = None
-    """CPU threads for torch (default: torch's choice)"""
+    """CPU threads for torch; 0 or None: torch's choice"""
     progress: bool = True
     """tqdm progress bar"""
     eval: bool = True
@@ -105,6 +106,9 @@ def parse_args(argv=None) -> Args:
         p.error("give exactly one of --data DIR or --env ID")
     if args.stage not in ("tokenizer", "dynamics", "all"):
         p.error("--stage must be tokenizer, dynamics or all")
+    problem = check_numbers(args)
+    if problem:
+        p.error(problem)
     from worldmodel.distributed import resolve_device
 
     try:
@@ -112,6 +116,22 @@ def parse_args(argv=None) -> Args:
     except ValueError as e:
         p.error(f"--device: {e}")
     return args
+
+
+def check_numbers(args: Args) -> str | None:
+    """The first out-of-range number, as an error line (None: all fine). Checked here, before anything
+    is written: ``--steps 0`` once trained the preset's whole schedule and ``--steps -5`` failed later
+    with a misleading message, after the refused command was recorded in commands.jsonl."""
+    at_least_one = {"--steps": args.steps, "--stop-at": args.stop_at, "--episodes": args.episodes,
+                    "--episode-steps": args.episode_steps}
+    for name, value in at_least_one.items():
+        if value is not None and value < 1:
+            return f"{name} must be >= 1, got {value}"
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        return f"--minutes must be a number > 0, got {args.minutes}"
+    if args.threads is not None and args.threads < 0:
+        return f"--threads must be >= 0 (0: torch's choice), got {args.threads}"
+    return None
 
 
 def _field_docs(cls) -> dict[str, str]:
@@ -236,7 +256,8 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
     """Runs one stage to its planned step count, the deadline or a stop signal. Returns its train state."""
     tc, args = ctx.cfg.train, ctx.args
     opt = make_optimizer(module, peak_lr, tc.weight_decay)
-    state = {"stage": stage, "step": 0, "planned_steps": args.steps or default_steps, "seed": tc.seed,
+    planned = default_steps if args.steps is None else args.steps
+    state = {"stage": stage, "step": 0, "planned_steps": planned, "seed": tc.seed,
              "elapsed_s": 0.0, "done": False, "calibrated": args.minutes is None}
     schedule_until_planned = None
     if ckpt.has_stage(ctx.run, stage):
@@ -245,7 +266,7 @@ def train_stage(ctx: Ctx, stage: str, module: nn.Module, batch_fn, eval_fn, peak
                              "or choose another --out")
         state.update(ckpt.load_stage(ctx.run, stage, module, opt))
         state["interrupted"] = False
-        if not opt.state and state["step"] < (args.steps or state["planned_steps"]):
+        if not opt.state and state["step"] < (state["planned_steps"] if args.steps is None else args.steps):
             # weights without optimizer state (a packed or exported run): Adam restarts with empty
             # moments, and its first steps at full learning rate knocked a trained model back (the
             # changed-code accuracy fell from 0.51 to 0.20 and took 500 steps to recover), so the
