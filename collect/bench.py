@@ -36,6 +36,9 @@ from collect.config import CollectArgs, make_env
 from collect.policies import make_policy
 from collect.record import episode_seeds
 
+#: The sections of the benchmark, in the order they run (``--only`` picks some).
+SECTIONS = ("overhead", "scaling", "codecs", "bytes", "loader")
+
 
 @dataclass
 class Timing:
@@ -220,6 +223,17 @@ def bench_loader(tmp: Path, env_id: str, episodes: int, max_steps: int, n: int, 
     return res
 
 
+def scene_list(specs: list[str], registered) -> list[str]:
+    """``--scenes`` values (each 'all', 'none' or comma-separated ids) → ids, in order, each once."""
+    out: list[str] = []
+    for spec in specs:
+        for name in filter(None, (s.strip() for s in spec.split(","))):
+            for env_id in registered if name == "all" else [] if name == "none" else [name]:
+                if env_id not in out:
+                    out.append(env_id)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     import envs
@@ -232,17 +246,25 @@ def main(argv: list[str] | None = None) -> int:
                         "collection, where start-up and the last shard group weigh little)")
     p.add_argument("--max-steps", type=int, default=500, help="max steps per episode")
     p.add_argument("--repeats", type=int, default=3, help="repeats (medians are reported)")
-    p.add_argument("--scenes", default="all", help="'all' registered scenes, 'none', or comma-separated ids")
+    p.add_argument("--scenes", action="append", default=None,
+                   help="scenes for the bytes section: 'all' registered scenes (default), 'none', or ids, "
+                        "comma-separated or repeated")
     p.add_argument("--windows", type=int, default=5000, help="random windows read per loader repeat")
-    p.add_argument("--only", default="overhead,scaling,codecs,bytes,loader", help="sections to run")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"sections to run, comma-separated: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--level", type=int, default=1, help="gzip level for the bytes section")
     p.add_argument("--deflate", default="auto", choices=("auto", "process", "inline"),
                    help="where shards are written for overhead and scaling (collect's --deflate)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    only = set(args.only.split(","))
-    scenes = (list(envs.SCENE_IDS) if args.scenes == "all" else [] if args.scenes == "none"
-              else args.scenes.split(","))
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sorted(only - set(SECTIONS))
+    if unknown:
+        p.error(f"--only: unknown section(s) {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(SECTIONS)}")
+    if not only:
+        p.error(f"--only names no section; choose from {', '.join(SECTIONS)}")
+    scenes = scene_list(args.scenes or ["all"], envs.SCENE_IDS)
     results: dict = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="collect-bench-") as d:
         tmp = Path(d)

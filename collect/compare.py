@@ -139,16 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.max < 1:
         p.error(f"--max must be at least 1, got {args.max}")
-    try:
-        diffs = compare(args.a, args.b, limit=args.max)
+    try:  # every difference is found (to say how many are not listed), at most --max printed
+        diffs = compare(args.a, args.b)
     except CompareError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     if not diffs:
         print(f"the same episodes: {args.a} and {args.b}")
         return 0
-    for d in diffs:
+    for d in diffs[:args.max]:
         print(d)
+    if len(diffs) > args.max:
+        print(f"… and {len(diffs) - args.max} more (--max {len(diffs)} lists them all)")
     return 1
 
 

@@ -94,6 +94,7 @@ class SB3Policy(Policy):
         self.sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
         cls, data = _sb3_class(p)
         self.model = cls.load(str(p), device="cpu", custom_objects=_without_pickle(data, path))
+        _check_fits(self.model, env, p)
         self.discrete = hasattr(env.action_space, "n")
 
     def __call__(self, obs):
@@ -102,6 +103,48 @@ class SB3Policy(Policy):
 
     def identity(self) -> dict:
         return {"policy": self.spec, "policy_sha256": self.sha256}
+
+
+def _check_fits(model, env, path: Path) -> None:
+    """``ValueError`` unless the model was trained on this scene's frames and actions: the scene and
+    frame size of the sidecar ``.json`` that ``python -m evaluate.transfer`` writes beside its zips, if
+    there is one, then the model's own observation and action spaces (without this, a policy of
+    another scene with as many or more actions records quietly, and one of another size crashes in SB3)."""
+    name = f"policy 'sb3:{path}'"
+    obs_space, act_space = env.observation_space, env.action_space
+    env_id = env.spec.id if env.spec else None
+    h, w = obs_space.shape[:2]
+    try:
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        sidecar = {}
+    if not (isinstance(sidecar, dict) and str(sidecar.get("schema", "")).startswith("worldgym.transfer/")):
+        sidecar = {}  # someone else's file of that name
+    trained_on = sidecar.get("env_id")
+    if trained_on and env_id and trained_on != env_id:
+        raise ValueError(f"{name} was trained on {trained_on}, not {env_id}")
+    size = sidecar.get("size")
+    if isinstance(size, list) and len(size) == 2 and list(size) != [w, h]:
+        raise ValueError(f"{name} was trained on {size[0]}x{size[1]} frames, {env_id} makes {w}x{h}: "
+                         f"pass --width {size[0]} --height {size[1]}")
+    shape = tuple(getattr(model.observation_space, "shape", None) or ())
+    # SB3 stores an image space channels-first when it wrapped the env in VecTransposeImage
+    if shape not in (tuple(obs_space.shape), (obs_space.shape[-1], *obs_space.shape[:-1])):
+        if len(shape) == 3:
+            sh, sw = shape[:2] if shape[-1] == 3 else shape[1:]
+            raise ValueError(f"{name} was trained on {sw}x{sh} frames, {env_id} makes {w}x{h}: "
+                             f"pass --width {sw} --height {sh}")
+        raise ValueError(f"{name} takes observations of shape {shape}, {env_id} makes {obs_space.shape}")
+    if _describe(model.action_space) != _describe(act_space):
+        raise ValueError(f"{name} acts in {_describe(model.action_space)}, {env_id} takes "
+                         f"{_describe(act_space)}: it was trained on another scene or action mode")
+
+
+def _describe(space) -> str:
+    """An action space in words, equal for spaces a policy can share."""
+    if hasattr(space, "n"):
+        return f"Discrete({int(space.n)})"
+    return f"Box{tuple(space.shape)}"
 
 
 def _sb3_class(path: Path):

@@ -156,6 +156,23 @@ def _overwrite(out: Path, plan: Plan, parts: list[tuple[Path, dict]]) -> list[tu
     return kept
 
 
+def _refuse_fewer(out: Path, plan: Plan, parts: list[tuple[Path, dict]], overwrite: bool) -> None:
+    """Refuses an ``--episodes`` below what the dataset already holds (episode indices past the new
+    count): the run would call the dataset complete, record the smaller count as requested, and keep
+    every episode. More episodes extend the dataset; the same number continues it. With
+    ``--overwrite``, only the parts it keeps count (other slices with the same settings)."""
+    if overwrite:
+        own_name = meta_mod.metadata_name(plan.slice_index, plan.slices)
+        parts = [(p, m) for p, m in parts if p.name != own_name
+                 and not meta_mod.settings_diff(plan.settings(), m["settings"])]
+    held = {i for _, m in parts for s in m["shards"] for i in s["episodes"]}
+    if held and max(held) >= plan.episodes:
+        keep = f"pass --episodes >= {max(held) + 1} to keep them"
+        raise CollectError(f"{out} already holds {len(held)} episodes (indices up to {max(held)}), more than "
+                           f"--episodes {plan.episodes}; {keep}"
+                           + ("" if overwrite else " or --overwrite to collect a new dataset"))
+
+
 def _intact(out: Path, shard: dict) -> bool:
     """The listed shard's file is there with the size its metadata records (``collect.verify``
     checks the sha256; this cheap check catches a truncated or replaced file on resume)."""
@@ -175,6 +192,7 @@ def _prepare(out: Path, plan: Plan, env, args: CollectArgs) -> tuple[Path, dict,
         raise CollectError(f"{out} holds a dataset made with different settings ({name}: "
                            f"{'; '.join(d)} [this run vs existing]); pass --overwrite to replace it "
                            "or choose another --out")
+    _refuse_fewer(out, plan, parts, args.overwrite)
     if args.overwrite:
         parts = _overwrite(out, plan, parts)
 

@@ -22,17 +22,25 @@ GUTTER = 2
 
 
 def parse_indices(text: str) -> list[int]:
-    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]``."""
+    """``"0,1,5-7"`` → ``[0, 1, 5, 6, 7]``; ``ValueError`` naming the part that is not an index or
+    a range ``A-B`` with A <= B."""
     out = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part[1:]:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
+        try:
+            if "-" in part[1:]:
+                a, b = (int(x) for x in part.split("-", 1))
+                if a > b:
+                    raise ValueError(f"--episodes: the range {part!r} is reversed; write {b}-{a}")
+                out.extend(range(a, b + 1))
+            else:
+                out.append(int(part))
+        except ValueError as e:
+            if str(e).startswith("--episodes"):
+                raise
+            raise ValueError(f"--episodes: {part!r} is not an episode index or a range like 0-3") from None
     return out
 
 
@@ -110,13 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         indices = parse_indices(args.episodes) if args.episodes else [int(i) for i in ds.indices[:4]]
         if not indices:
             p.error("--episodes is empty")
+        held = {int(i) for i in ds.indices}
+        missing = [i for i in indices if i not in held]
+        if missing:
+            p.error(f"{_plural(missing, 'episode')} {_list(missing)} {'is' if len(missing) == 1 else 'are'} "
+                    f"not in {args.dir}, which holds {_holding(ds.indices)}")
         episodes = []
         for idx in indices:
-            try:
-                pos = ds.position(idx)
-            except KeyError:
-                p.error(f"episode {idx} is not in {args.dir} (it has {_span(ds.indices)})")
-            obs = ds.episode(pos).observations
+            obs = ds.episode(ds.position(idx)).observations
             episodes.append((idx, obs[: args.max_frames] if args.max_frames else obs))
     except (DatasetError, ValueError) as e:
         p.error(str(e))
@@ -129,10 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _span(indices: np.ndarray) -> str:
-    if not len(indices):
-        return "none"
-    return f"{len(indices)} episodes, indices {int(indices.min())}…{int(indices.max())}"
+def _plural(items, word: str) -> str:
+    return word if len(items) == 1 else word + "s"
+
+
+def _list(items, most: int = 12) -> str:
+    """``0, 1, 4`` — or the first ``most`` and ``…`` for a long list."""
+    items = [int(i) for i in items]
+    return ", ".join(map(str, items[:most])) + (", …" if len(items) > most else "")
+
+
+def _holding(indices: np.ndarray) -> str:
+    """What a dataset holds, in words: every index when few, else the span and the gaps in it."""
+    idx = sorted(int(i) for i in indices)
+    if not idx:
+        return "no episodes"
+    if len(idx) <= 12:
+        return f"{_plural(idx, 'episode')} {_list(idx)}"
+    gaps = sorted(set(range(idx[0], idx[-1] + 1)) - set(idx))
+    text = f"{len(idx)} episodes, indices {idx[0]}…{idx[-1]}"
+    return text + (f" except {_list(gaps)}" if gaps else "")
 
 
 if __name__ == "__main__":

@@ -153,25 +153,30 @@ def main(argv=None) -> None:
                     help="frame width and height, also for --returns (default 64)")
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per round (default 1)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; median reported")
-    ap.add_argument("--scenes", default="",
-                    help="comma-separated scene names, e.g. BouncingBalls,TopDown (default: all)")
+    ap.add_argument("--scenes", action="append", default=None,
+                    help="comma-separated scene names, e.g. BouncingBalls,TopDown, or repeated --scenes "
+                         "(default: all)")
     ap.add_argument("--cpu", type=int, default=0,
                     help="pin to this core (one this process may run on); -1 = no pinning")
     ap.add_argument("--returns", action="store_true", help="also heuristic vs random returns")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per policy for --returns")
     ap.add_argument("--vec", action="store_true", help="make_vec async x2 vs one process instead")
-    ap.add_argument("--vec-kwargs", default="{}", help="JSON vector_kwargs for make_vec (with --vec)")
+    ap.add_argument("--vec-kwargs", default=None, help="with --vec: JSON vector_kwargs for make_vec")
     ap.add_argument("--pin", action="store_true", help="with --vec: pin each worker to its own core")
     ap.add_argument("--ceiling", action="store_true",
                     help="with --vec: also a busy-wait env of each scene's step time (what any env gets)")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
+    vec_only = [flag for flag, given in (("--vec-kwargs", args.vec_kwargs is not None), ("--pin", args.pin),
+                                         ("--ceiling", args.ceiling)) if given]
+    if vec_only and not args.vec:
+        ap.error(f"{' and '.join(vec_only)} only appl{'ies' if len(vec_only) == 1 else 'y'} with --vec")
     try:
-        ids = scene_ids(args.scenes)
+        ids = scene_ids(",".join(args.scenes or []))
     except ValueError as e:
         ap.error(f"--scenes: {e}")
     try:
-        vector_kwargs = json.loads(args.vec_kwargs)
+        vector_kwargs = json.loads(args.vec_kwargs or "{}")
     except ValueError as e:
         ap.error(f"--vec-kwargs is not JSON: {e}")
     if not isinstance(vector_kwargs, dict):

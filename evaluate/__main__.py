@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import envs
 from evaluate.predictors import REFERENCE_ROWS, make_predictor
@@ -57,7 +58,8 @@ class Args:
     quiet: bool = _arg(False, "no progress bars")
     transfer: str = _arg("", "a transfer.json (python -m evaluate.transfer) to add to the report")
     attach: str = _arg("", "extra MP4s to embed in the report, comma-separated PATH or CAPTION=PATH "
-                       "(e.g. a dream recording of python -m worldmodel.dream); may be repeated",
+                       "(e.g. a dream recording of python -m worldmodel.dream; the caption defaults to "
+                       "the file name without its suffix, and must differ between videos); may be repeated",
                        repeatable=True)
 
 
@@ -101,6 +103,7 @@ def main(argv=None) -> int:
     specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
     try:  # fail fast: bad settings, a bad spec, or a predictor that cannot dream a scene
         check_settings(args.episodes, args.horizon, args.context, args.samples, args.policy)
+        _check_ranges(args)
         predictors = [make_predictor(s) for s in specs]
         for env_id in scenes:
             for pred in predictors:
@@ -140,17 +143,33 @@ def main(argv=None) -> int:
                         transfer=transfer, attachments=attachments)
     for env_id, rows in results.items():
         print(f"\n{env_id}  (PSNR in dB; 100 = identical)")
-        print("| predictor | PSNR@1 | PSNR@8 | PSNR@16 | PSNR@32 | persistence | pos err px | within 1 px "
-              "| coherence | failed | time s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        times = _psnr_times(args.horizon)
+        print("| predictor | " + " | ".join(f"PSNR@{t}" for t in times) + " | persistence | pos err px "
+              "| within 1 px | coherence | failed | time s |")
+        print("|---" * (len(times) + 7) + "|")
         for r in rows:
-            s = r.summary
-            cells = [s.get(k, float("nan")) for k in ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "persistence",
-                                                      "pos_err", "within_1px", "coherence")]
+            s, psnr = r.summary, r.curves.get("psnr") or []
+            cells = [psnr[t - 1] if len(psnr) >= t else float("nan") for t in times]
+            cells += [s.get(k, float("nan")) for k in ("persistence", "pos_err", "within_1px", "coherence")]
             print(f"| {r.predictor} | " + " | ".join(f"{c:.2f}" for c in cells)
                   + f" | {r.failed} | {r.wall_time_s:.1f} |")
     print(f"\nwrote {path} and {path.with_suffix('.html')} in {time.perf_counter() - t0:.1f} s")
     return 2 if errors else 0
+
+
+def _check_ranges(args: Args) -> None:
+    """``ValueError`` for the flags ``check_settings`` does not cover: a negative tolerance matches no
+    colour (every object metric NaN, coherence a perfect 1.00), a negative start is meaningless."""
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be >= 0 (a max-channel colour distance), got {args.tolerance}")
+    if args.start < 0:
+        raise ValueError(f"--start must be >= 0 (policy steps before the context), got {args.start}")
+
+
+def _psnr_times(horizon: int) -> list[int]:
+    """The future steps the console table shows PSNR at: 1, 8, 16, 32 up to the horizon, and the
+    horizon itself (``--horizon 4`` shows PSNR@1 and PSNR@4, not three columns of NaN)."""
+    return sorted({1, horizon, *(t for t in (8, 16, 32) if t <= horizon)})
 
 
 def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
@@ -166,14 +185,18 @@ def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
                              "(write it with python -m evaluate.transfer)") from None
         except ValueError as e:
             raise ValueError(f"--transfer {args.transfer}: not a valid transfer.json ({e})") from None
-    attachments = {}
+    attachments: dict[str, str] = {}
     for item in (s.strip() for s in args.attach.split(",")):
         if not item:
             continue
         caption, _, path = item.rpartition("=")
         if not os.path.isfile(path):
             raise ValueError(f"--attach {path}: no such file")
-        attachments[caption or os.path.basename(path)] = path
+        caption = caption.strip() or Path(path).stem
+        if caption in attachments:  # the report maps caption → video: one of the two would vanish
+            raise ValueError(f"--attach: caption {caption!r} is used twice ({attachments[caption]} and "
+                             f"{path}); give each video its own caption, CAPTION=PATH")
+        attachments[caption] = path
     return transfer, attachments
 
 

@@ -7,6 +7,8 @@ Layout of an output folder::
     plots/<scene>.png      PSNR, SSIM, position error and persistence against the horizon
     videos/<scene>_<predictor>.mp4   real | predicted | |difference|, first episode, sample 0
     plots/transfer.png     with ``transfer=``: per-episode returns of the dream-to-real transfer run
+    videos/attachments/<caption>.mp4   with ``attachments=``: videos from outside the folder, copied
+                           (``<caption>-2.mp4``… where two captions make the same file name)
 
 Optional sections: ``transfer`` (a ``transfer.json`` of ``python -m evaluate.transfer``: policies'
 returns, transfer ratio, exploitation gap) and ``attachments`` (caption → extra MP4s such as a dream
@@ -248,8 +250,7 @@ def write_report(scenes: dict[str, list[EvalResult]], out: str | Path, command: 
         png = plot_transfer(transfer, out / "plots" / "transfer.png")
         report["transfer_plot"] = str(png.relative_to(out))
     if attachments:
-        report["attachments"] = {caption: _attach(caption, src, out)
-                                 for caption, src in attachments.items()}
+        report["attachments"] = _attach_all(attachments, out)
     validate(report)
     path = out / "report.json"
     atomic_write_text(path, json.dumps(report, indent=1))
@@ -265,15 +266,41 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _attach(caption: str, src: str | Path, out: Path) -> str:
-    """An attached video's path relative to ``out``: as it is when already inside ``out``, else
-    copied into ``out/videos/attachments`` (the report folder stays whole when moved or zipped)."""
-    src, root = Path(src).resolve(), out.resolve()
-    if src.is_relative_to(root):
-        return str(src.relative_to(root))
-    dest = out / "videos" / "attachments" / f"{_slug(caption)}{src.suffix}"
+def _attach_all(attachments: dict[str, str], out: Path) -> dict[str, str]:
+    """caption → each attached video's path relative to ``out``: as it is when already inside ``out``,
+    else copied into ``out/videos/attachments`` (the report folder stays whole when moved or zipped)
+    under a name of its own: captions that slug alike ("real | dream", "real_dream") get ``-2``…,
+    and no copy replaces a video attached from inside ``out``."""
+    root = out.resolve()
+    sources = {caption: Path(src).resolve() for caption, src in attachments.items()}
+    inside = {c: str(src.relative_to(root)) for c, src in sources.items() if src.is_relative_to(root)}
+    taken = set(inside.values())
+    result = {}
+    for caption, src in sources.items():
+        if caption in inside:
+            result[caption] = inside[caption]
+            continue
+        stem = _slug(caption) or "video"
+        if src.suffix and stem.lower().endswith(src.suffix.lower()):
+            stem = stem[:-len(src.suffix)] or "video"  # a caption "clip.mp4" gives clip.mp4, not clip.mp4.mp4
+        rel = _unique(f"videos/attachments/{stem}", src.suffix, taken)
+        taken.add(rel)
+        _copy(src, out / rel)
+        result[caption] = rel
+    return result
+
+
+def _unique(stem: str, suffix: str, taken: set[str]) -> str:
+    """``stem + suffix``, or ``stem-2 + suffix``, ``-3``… : the first not in ``taken``."""
+    name, k = f"{stem}{suffix}", 1
+    while name in taken:
+        k += 1
+        name = f"{stem}-{k}{suffix}"
+    return name
+
+
+def _copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
-    return str(dest.relative_to(out))

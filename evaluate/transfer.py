@@ -4,7 +4,8 @@
         --eval-episodes 20 --max-steps 200 --seed 0 --out reports/transfer
 
 Stable-Baselines3 PPO (``CnnPolicy`` on the H×W×3 uint8 frames, the same hyperparameters, seed, number
-of parallel environments and budget of ``--timesteps`` environment steps) is trained twice:
+of parallel environments and budget of ``--timesteps`` environment steps, rounded up to whole rollouts
+of ``n_steps`` × ``--num-envs``: ``config.timesteps`` is what was trained) is trained twice:
 
 * **dream-trained**: in the dream (``worldmodel.dream_vector.DreamVectorEnv`` of ``--checkpoint``, all
   dreams stepped in one batched call; rewards and terminations come from the model's heads);
@@ -38,9 +39,9 @@ records the policy, loaded without unpickling) with a ``.json`` each saying how 
 
     {"schema": "worldgym.transfer/1", "created": ISO time, "command": str, "env_id": str,
      "checkpoint": str, "checkpoint_sha256": str (tokenizer + dynamics weights),
-     "config": {"timesteps", "eval_episodes", "eval_seeds": [int, …], "seed", "max_steps", "num_envs",
-                "temperature", "context", "device", "deterministic", "width", "height",
-                "ppo": {SB3 PPO hyperparameters}},
+     "config": {"timesteps" (trained), "timesteps_requested", "eval_episodes", "eval_seeds": [int, …],
+                "seed", "max_steps", "num_envs", "temperature", "context", "device", "deterministic",
+                "width", "height", "ppo": {SB3 PPO hyperparameters}},
      "policies": {"random":        {"real": STATS},
                   "real-trained":  {"real": STATS, "train_time_s": float, "resumed": bool},
                   "dream-trained": {"real": STATS, "dream": STATS, "train_time_s": float, "resumed": bool}},
@@ -134,7 +135,8 @@ def _arg(default, help: str):
 class Args:
     checkpoint: str = _arg("", "world model run folder (python -m worldmodel.train --out RUN); required")
     env: str = _arg("", "scene id; must be the scene the checkpoint was trained on (default: that scene)")
-    timesteps: int = _arg(20_000, "PPO training steps, the same budget in the dream and in the real scene")
+    timesteps: int = _arg(20_000, "PPO training steps, the same budget in the dream and in the real scene "
+                           "(rounded up to whole rollouts of n-steps x num-envs)")
     eval_episodes: int = _arg(20, "evaluation episodes per policy (the same held-out seeds for every policy)")
     eval_seed: int = _arg(EVAL_SEED, "first evaluation seed (episode i uses eval_seed + i)")
     seed: int = _arg(0, "training seed (PPO, real environments, dream starts) and the random policy's")
@@ -280,12 +282,20 @@ def dream_vec(args: Args, num_envs: int):
 
 # ---------------------------------------------------------------------- PPO
 def ppo_params(args: Args) -> dict:
-    """PPO hyperparameters (Atari-style, sized down for small budgets: one rollout never exceeds the
-    budget, so a tiny ``--timesteps`` trains on exactly what it says)."""
+    """PPO hyperparameters (Atari-style, sized down for small budgets: one rollout of ``n_steps`` per
+    environment is never much more than ``--timesteps``)."""
     n_steps = max(2, min(args.n_steps, math.ceil(args.timesteps / args.num_envs)))
     return {"n_steps": n_steps, "batch_size": min(64, n_steps * args.num_envs), "n_epochs": args.n_epochs,
             "learning_rate": args.learning_rate, "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.1,
             "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5}
+
+
+def trained_steps(args: Args) -> int:
+    """The environment steps PPO trains on: SB3 collects whole rollouts of ``n_steps`` × ``--num-envs``
+    until it has at least ``--timesteps``, so the budget is rounded up to that (``--timesteps 24
+    --n-steps 8 --num-envs 2`` trains 32 steps; the default 20,000 with 4 environments, 20,480)."""
+    rollout = ppo_params(args)["n_steps"] * args.num_envs
+    return math.ceil(args.timesteps / rollout) * rollout
 
 
 def _progress_callback(total: int, desc: str, disable: bool):
@@ -335,7 +345,7 @@ def train_policy(args: Args, target: Target, where: str, out: Path):
     meta = _train_meta(args, target, where)
     if args.resume and zip_path.exists() and meta_path.exists():
         old = json.loads(meta_path.read_text())
-        if {k: v for k, v in old.items() if k != "train_time_s"} == meta:
+        if {k: v for k, v in old.items() if k not in ("train_time_s", "trained_timesteps")} == meta:
             print(f"[{where}] reusing {zip_path} (same settings and checkpoint)", file=sys.stderr)
             return load_policy(zip_path, args.device), float(old.get("train_time_s", 0.0)), True
         print(f"[{where}] {zip_path} was trained with other settings: training again", file=sys.stderr)
@@ -349,7 +359,8 @@ def train_policy(args: Args, target: Target, where: str, out: Path):
         model = PPO("CnnPolicy", venv, seed=args.seed, device=args.device, verbose=0,
                     **ppo_params(args))
         desc = "PPO in the " + ("real scene" if where == "real" else "dream")
-        model.learn(args.timesteps, callback=_progress_callback(args.timesteps, desc, args.quiet))
+        steps = trained_steps(args)
+        model.learn(steps, callback=_progress_callback(steps, desc, args.quiet))
     finally:
         venv.close()
     seconds = time.perf_counter() - t0
@@ -357,7 +368,7 @@ def train_policy(args: Args, target: Target, where: str, out: Path):
     # the training-time buffers (last observations, episode infos) would be stored as pickles
     model.save(str(zip_path), exclude=["_last_obs", "_last_original_obs", "_last_episode_starts",
                                        "ep_info_buffer", "ep_success_buffer"])
-    _write_json(meta_path, {**meta, "train_time_s": seconds})
+    _write_json(meta_path, {**meta, "trained_timesteps": int(model.num_timesteps), "train_time_s": seconds})
     return model, seconds, False
 
 
@@ -511,6 +522,10 @@ def run(args: Args, command: str = "") -> dict:
         torch.set_num_threads(args.threads)
     target = check_checkpoint(args.checkpoint, args.env)
     _dream_api()  # fail before any training when the dream is missing
+    if trained_steps(args) != args.timesteps:
+        print(f"note: --timesteps {args.timesteps} is rounded up to {trained_steps(args)}: PPO trains on "
+              f"whole rollouts of {ppo_params(args)['n_steps']} steps x {args.num_envs} environments",
+              file=sys.stderr)
     if args.eval_episodes < 20:
         print(f"note: {args.eval_episodes} evaluation episodes (< 20): the returns are noisy",
               file=sys.stderr)
@@ -543,7 +558,8 @@ def run(args: Args, command: str = "") -> dict:
     result = {"schema": SCHEMA, "created": dt.datetime.now().isoformat(timespec="seconds"),
               "command": command, "env_id": target.env_id, "checkpoint": str(args.checkpoint),
               "checkpoint_sha256": target.sha256,
-              "config": {"timesteps": args.timesteps, "eval_episodes": args.eval_episodes,
+              "config": {"timesteps": trained_steps(args), "timesteps_requested": args.timesteps,
+                         "eval_episodes": args.eval_episodes,
                          "eval_seeds": seeds, "seed": args.seed, "max_steps": args.max_steps,
                          "num_envs": args.num_envs,
                          "temperature": args.temperature, "context": args.context, "device": args.device,

@@ -196,6 +196,55 @@ def test_inspect_and_video(data_dir, tmp_path, capsys):
     assert frames.shape[0] == 12 and frames.shape[1] >= 256
 
 
+@pytest.mark.parametrize("episodes, message", [
+    ("3-1", "--episodes: the range '3-1' is reversed; write 1-3"),
+    ("0,a", "--episodes: 'a' is not an episode index or a range like 0-3"),
+    ("1-x", "--episodes: '1-x' is not an episode index"),
+    (",", "--episodes is empty"),
+    ("2,9,7", "episodes 9, 7 are not in "),
+    ("9", "episode 9 is not in "),
+])
+def test_video_names_what_is_wrong_with_episodes(data_dir, tmp_path, capsys, episodes, message):
+    from collect.video import main as video_main
+
+    with pytest.raises(SystemExit) as e:
+        video_main([str(data_dir), "--episodes", episodes, "--out", str(tmp_path / "v.mp4")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and message in err, err
+    if "not in" in message:
+        assert err.endswith("which holds episodes 0, 1, 2, 3, 4, 5")
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_video_lists_the_episodes_a_dataset_holds():
+    from collect.video import _holding
+
+    assert _holding(np.array([0, 1, 4, 5])) == "episodes 0, 1, 4, 5"
+    assert _holding(np.array([3])) == "episode 3"
+    assert _holding(np.array([], int)) == "no episodes"
+    assert _holding(np.arange(100)) == "100 episodes, indices 0…99"
+    assert _holding(np.delete(np.arange(20), [3, 7])) == "18 episodes, indices 0…19 except 3, 7"
+
+
+def test_bench_only_and_scenes_arguments(capsys):
+    from collect.bench import SECTIONS, main, scene_list
+
+    with pytest.raises(SystemExit) as e:
+        main(["--only", "bogus,loader"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert f"--only: unknown section(s) 'bogus'; choose from {', '.join(SECTIONS)}" in err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert all(name in text for name in SECTIONS)
+    ids = ["WorldGym/A-v0", "WorldGym/B-v0"]
+    assert scene_list(["all"], ids) == ids and scene_list(["none"], ids) == []
+    assert scene_list(["WorldGym/B-v0", "WorldGym/C-v0,WorldGym/B-v0"], ids) == ["WorldGym/B-v0",
+                                                                                  "WorldGym/C-v0"]
+    assert scene_list(["WorldGym/C-v0", "all"], ids) == ["WorldGym/C-v0", *ids]
+
+
 def test_bench_plumbing(tmp_path):
     from collect.bench import bench_bytes, bench_codecs, bench_overhead
 
@@ -223,7 +272,11 @@ def test_compare_tells_the_same_episodes_from_other_ones(tmp_path, capsys):
     assert any(d.startswith("episode 0: attribute 'seed'") for d in diffs)
     assert any(d.startswith("episode 0: observations: ") for d in diffs)
     assert compare_main([str(tmp_path / "a"), str(tmp_path / "c"), "--max", "2"]) == 1
-    assert len(capsys.readouterr().out.splitlines()) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == diffs[:2] and lines[2:] == [f"… and {len(diffs) - 2} more (--max {len(diffs)} "
+                                                     "lists them all)"]
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "c"), "--max", str(len(diffs))]) == 1
+    assert capsys.readouterr().out.splitlines() == diffs  # all of them: no "more" line
     # one episode's stored rewards changed in place: named, and nothing else is
     with h5py.File(next((tmp_path / "b").glob("shard-*.h5")), "r+") as f:
         f["episode_1/rewards"][0] += 1.0

@@ -119,6 +119,41 @@ def test_sb3_policy_loads_a_saved_model_without_unpickling(tmp_path, monkeypatch
     assert isinstance(a, int) and env.action_space.contains(a) and a == p(obs)
 
 
+def test_sb3_policy_must_fit_the_scene(tmp_path, capsys):
+    """A policy of another scene (other actions), another frame size, or whose transfer sidecar names
+    another scene is refused with one line, in make_policy and in the CLI before anything is collected."""
+    import json
+
+    sb3 = pytest.importorskip("stable_baselines3")
+    from collect.__main__ import main as collect_main
+
+    path = tmp_path / "bb.zip"
+    sb3.PPO("MlpPolicy", make_env(ENV, 64, 64, 20), n_steps=8, batch_size=8, device="cpu").save(path)
+    assert make_policy(f"sb3:{path}", make_env(ENV, 64, 64, 20))  # its own scene and size
+    with pytest.raises(ValueError, match=r"acts in Discrete\(3\), WorldGym/TopDown-v0 takes Discrete\(9\)"):
+        make_policy(f"sb3:{path}", make_env("WorldGym/TopDown-v0", 64, 64, 20))
+    with pytest.raises(ValueError, match="trained on 64x64 frames, WorldGym/BouncingBalls-v0 makes 48x48: "
+                                         "pass --width 64 --height 64"):
+        make_policy(f"sb3:{path}", make_env(ENV, 48, 48, 20))
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as e:
+        collect_main(["--env", "WorldGym/TopDown-v0", "--policy", f"sb3:{path}", "--out", str(out),
+                      "--episodes", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "takes Discrete(9)" in err
+    assert not out.exists()
+    # the sidecar python -m evaluate.transfer writes beside its policies: its scene and size count
+    sidecar = path.with_suffix(".json")
+    sidecar.write_text(json.dumps({"schema": "worldgym.transfer/1", "env_id": "WorldGym/Platformer-v0"}))
+    with pytest.raises(ValueError, match="trained on WorldGym/Platformer-v0, not WorldGym/BouncingBalls-v0"):
+        make_policy(f"sb3:{path}", make_env(ENV, 64, 64, 20))
+    sidecar.write_text(json.dumps({"schema": "worldgym.transfer/1", "env_id": ENV, "size": [96, 64]}))
+    with pytest.raises(ValueError, match="trained on 96x64 frames"):
+        make_policy(f"sb3:{path}", make_env(ENV, 64, 64, 20))
+    sidecar.write_text(json.dumps({"env_id": "WorldGym/Platformer-v0"}))  # not a transfer sidecar
+    assert make_policy(f"sb3:{path}", make_env(ENV, 64, 64, 20))
+
+
 def test_noisy_takes_a_random_action_with_probability_eps():
     """noisy:0 is the heuristic; noisy:0.2 replaces about a fifth of its actions by random ones (the
     heuristic is stubbed with a marker no random action equals, so every replacement counts)."""

@@ -210,6 +210,31 @@ def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]  # a refused run leaves nothing
 
 
+def test_fewer_episodes_than_the_dataset_holds_is_refused(tmp_path, capsys):
+    """Rerunning a dataset of 6 episodes with --episodes 4 would call it complete and keep all 6:
+    refused (plain and --resume alike) before anything changes; --overwrite collects the 4 anew, and
+    more episodes than it holds still extend it."""
+    from collect.config import CollectError
+
+    out = tmp_path / "d"
+    make_dataset(out, episodes=6)
+    before = (out / "metadata.json").read_text()
+    code, err = run_cli(["--out", str(out), "--episodes", "4", "--seed", "3", "--max-steps", "100",
+                         "--workers", "1", "--no-progress"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "already holds 6 episodes (indices up to 5), more than --episodes 4" in err
+    assert "pass --episodes >= 6 to keep them or --overwrite" in err
+    with pytest.raises(CollectError, match="already holds 6 episodes"):
+        make_dataset(out, episodes=4, resume=True)
+    assert (out / "metadata.json").read_text() == before
+    s = make_dataset(out, episodes=4, overwrite=True)
+    assert s.complete and s.present == 4
+    np.testing.assert_array_equal(open_dataset(out).indices, np.arange(4))
+    assert json.loads((out / "metadata.json").read_text())["episodes_requested"] == 4
+    s = make_dataset(out, episodes=6)
+    assert s.collected == 2 and s.complete
+
+
 def test_overwrite_on_one_slice_keeps_its_siblings(tmp_path):
     out = tmp_path / "shared"
     for i in range(2):

@@ -2,13 +2,16 @@
 model → dream recording → dream-to-real transfer → evaluation report with the checkpoint row, the
 reference rows, plots, real | dream videos and the transfer section; a rerun reuses what exists.
 
-Both runs take about 55 s on 2 shared cores (the first ~35 s), so the test is in the default suite."""
+Both runs take about 55 s on 2 shared cores (the first ~35 s), so the test is in the default suite.
+Also: ``python -m envs.demo`` refuses bad flags before it plays anything."""
 import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from evaluate.transfer import load_transfer
 
@@ -25,6 +28,34 @@ def _make(out: Path) -> subprocess.CompletedProcess:
     args = ["make", "--no-print-directory", "-o", str(stamp), "demo", f"STAMP={stamp}", "QUICK=1",
             f"OUT={out}", "THREADS=1", f"PY={sys.executable}"]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "-3"], "--steps must be at least 1, got -3"),
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--size", "20"], "--size must be in [32, 512], got 20"),
+    (["--size", "600"], "--size must be in [32, 512], got 600"),
+    (["--scale", "0"], "--scale must be at least 1"),
+    (["--out", "x.txt"], "--out must end in .mp4"),
+])
+def test_scenes_demo_refuses_bad_flags(argv, message, capsys, tmp_path):
+    from envs import demo
+
+    with pytest.raises(SystemExit) as e:
+        demo.main([*argv] if "--out" in argv else [*argv, "--out", str(tmp_path / "s.mp4")])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_scenes_demo_help_states_every_default(capsys):
+    from envs import demo
+
+    with pytest.raises(SystemExit):
+        demo.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--steps", "--size", "--scale", "--seed", "--out"):
+        assert flag in text
+    assert text.count("(default") == 5
 
 
 def _sha(path: Path) -> str:

@@ -40,6 +40,9 @@ def test_scene_names_and_full_ids():
     (["--rounds", "0"], "--rounds"),
     (["--size", "16"], "--size must be in"),
     (["--vec", "--vec-kwargs", "{bad"], "--vec-kwargs is not JSON"),
+    (["--vec-kwargs", '{"context": "fork"}'], "--vec-kwargs only applies with --vec"),
+    (["--pin"], "--pin only applies with --vec"),
+    (["--ceiling", "--pin"], "--pin and --ceiling only apply with --vec"),
 ])
 def test_bad_arguments_are_usage_errors(argv, message, capsys):
     """argparse errors (exit 2, a one-line reason), not StatisticsError or a raw OSError."""
@@ -59,3 +62,11 @@ def test_returns_use_the_frame_size(tmp_path, monkeypatch):
     assert made and all((kw["width"], kw["height"]) == (32, 32) for kw in made)
     row = json.loads(out.read_text())["WorldGym/BouncingBalls-v0"]
     assert {"steps_per_s", "heuristic_return", "random_return"} <= set(row)
+
+
+def test_repeated_scenes_add_up(tmp_path):
+    out = tmp_path / "two.json"
+    bench.main(["--scenes", "BouncingBalls", "--scenes", "TopDown", "--size", "32", "--seconds", "0.05",
+                "--rounds", "1", "--cpu", "-1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result) == {"size", "WorldGym/BouncingBalls-v0", "WorldGym/TopDown-v0"}

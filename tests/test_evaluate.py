@@ -265,6 +265,8 @@ QUICK = ["--episodes", "1", "--horizon", "4", "--samples", "1", "--quiet", "--no
     (["--options", "[1]"], "--options must be a JSON object"),
     (["--horizon", "1"], "horizon >= 2"),
     (["--policy", "greedy"], "unknown policy 'greedy'"),
+    (["--tolerance", "-1"], "--tolerance must be >= 0"),
+    (["--start", "-5"], "--start must be >= 0"),
 ])
 def test_cli_checks_everything_before_it_runs_anything(tmp_path, capsys, argv, message):
     from evaluate.__main__ import main
@@ -297,7 +299,7 @@ def test_cli_exit_status_is_2_when_a_predictor_fails_every_episode(tmp_path, cap
     assert broken["curves"]["psnr"] == [] and "mse" not in broken["curves"]
 
 
-def test_attached_videos_are_copied_into_the_report(tmp_path):
+def test_attached_videos_are_copied_into_the_report(tmp_path, capsys):
     from evaluate.__main__ import main
 
     clip = tmp_path / "clip.mp4"
@@ -307,6 +309,65 @@ def test_attached_videos_are_copied_into_the_report(tmp_path):
     rel = report["attachments"]["my dream"]
     assert rel == "videos/attachments/my_dream.mp4"
     assert (tmp_path / "r" / rel).read_bytes() == clip.read_bytes()
+    # --horizon 4: the table shows PSNR at 1 and at the horizon, no columns past it
+    out = capsys.readouterr().out
+    assert "| PSNR@1 | PSNR@4 | persistence |" in out and "PSNR@8" not in out
+
+
+def test_psnr_columns_stop_at_the_horizon():
+    from evaluate.__main__ import _psnr_times
+
+    assert _psnr_times(4) == [1, 4]
+    assert _psnr_times(10) == [1, 8, 10]
+    assert _psnr_times(32) == [1, 8, 16, 32]
+    assert _psnr_times(64) == [1, 8, 16, 32, 64]
+
+
+def _clips(tmp_path, *names):
+    """Small distinct files standing in for videos, at the given relative paths."""
+    paths = []
+    for name in names:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"video {name}".encode())
+        paths.append(path)
+    return paths
+
+
+def test_attach_captions_default_to_the_file_stem_and_must_differ(tmp_path, capsys):
+    from evaluate.__main__ import _extras, main, parse_args
+
+    a, b, dream = _clips(tmp_path, "a/v.mp4", "b/v.mp4", "dream.mp4")
+    _, attachments = _extras(parse_args(["--attach", f"{a},real | dream={dream}"]))
+    assert attachments == {"v": str(a), "real | dream": str(dream)}
+    with pytest.raises(ValueError, match="caption 'v' is used twice"):
+        _extras(parse_args(["--attach", f"{a},{b}"]))
+    out = tmp_path / "r"
+    out.mkdir()
+    assert main([*QUICK, "--out", str(out), "--attach", f"x={a}", "--attach", f"x={b}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "caption 'x' is used twice" in err and "CAPTION=PATH" in err
+    assert list(out.iterdir()) == []  # refused before anything ran
+
+
+def test_attached_videos_get_a_file_each(tmp_path):
+    """Captions that slug alike, files of the same name, and a video already inside the report
+    folder: every caption plays its own video."""
+    from evaluate.report import write_report
+
+    out = tmp_path / "r"
+    a, b, dream, seq, inside = _clips(tmp_path, "a/v.mp4", "b/v.mp4", "dream.mp4", "seq.mp4",
+                                      "r/videos/attachments/real_dream.mp4")
+    sources = {"v": a, "v.mp4": b, "real | dream": dream, "real_dream": seq, "mine": inside}
+    report = json.loads(write_report({}, out, attachments={c: str(p) for c, p in sources.items()})
+                        .read_text())
+    got = report["attachments"]
+    assert got == {"v": "videos/attachments/v.mp4", "v.mp4": "videos/attachments/v-2.mp4",
+                   "real | dream": "videos/attachments/real_dream-2.mp4",
+                   "real_dream": "videos/attachments/real_dream-3.mp4",
+                   "mine": "videos/attachments/real_dream.mp4"}
+    for caption, src in sources.items():
+        assert (out / got[caption]).read_bytes() == src.read_bytes(), caption
 
 
 def test_schema_validator_rejects_broken_reports():

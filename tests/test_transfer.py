@@ -75,7 +75,7 @@ def test_transfer_cli_writes_a_valid_json_with_the_ratio_by_its_formula(checkpoi
     for where in ("dream", "real"):
         assert (out / "policies" / f"{where}.zip").is_file()
         meta = json.loads((out / "policies" / f"{where}.json").read_text())
-        assert meta["timesteps"] == 48
+        assert meta["timesteps"] == 48 and meta["trained_timesteps"] == 48
         # the dream policy depends on the world model's weights; the real one only on the frame size
         assert meta.get("checkpoint_sha256") == (t["checkpoint_sha256"] if where == "dream" else None)
     import gymnasium as gym
@@ -99,11 +99,26 @@ def test_transfer_cli_writes_a_valid_json_with_the_ratio_by_its_formula(checkpoi
     assert runs[0]["policies"]["dream-trained"]["resumed"]
     assert runs[0]["policies"]["dream-trained"]["real"]["returns"] == runs[1]["policies"]["dream-trained"][
         "real"]["returns"]
-    # another budget is another policy: not reused
+    # another budget is another policy: not reused; 24 steps are rounded up to two whole rollouts of
+    # 8 steps x 2 environments, and the policy's .json says what was trained
     other = transfer.parse_args(["--checkpoint", str(checkpoint), *TINY, "--out", str(out), "--resume"])
-    other.timesteps = 32
+    other.timesteps = 24
     model, _, resumed = transfer.train_policy(other, transfer.check_checkpoint(checkpoint), "real", out)
-    assert not resumed and model.num_timesteps >= 32
+    assert not resumed and model.num_timesteps == transfer.trained_steps(other) == 32
+    meta = json.loads((out / "policies" / "real.json").read_text())
+    assert meta["timesteps"] == 24 and meta["trained_timesteps"] == 32
+
+
+def test_the_budget_is_rounded_up_to_whole_rollouts():
+    """SB3 trains whole rollouts of n_steps x num_envs: the report states that count, not --timesteps."""
+    def steps(*argv):
+        return transfer.trained_steps(transfer.parse_args(["--checkpoint", "runs/x", *argv]))
+
+    assert steps("--timesteps", "24", "--n-steps", "8", "--num-envs", "2") == 32
+    assert steps("--timesteps", "48", "--n-steps", "8", "--num-envs", "2") == 48
+    assert steps("--timesteps", "100000") == 100_352  # 196 rollouts of 128 steps x 4 environments
+    assert steps() == 20_480
+    assert steps("--timesteps", "5", "--num-envs", "4") == 8  # one rollout of the minimum 2 steps
 
 
 def test_mismatched_scene_and_bad_checkpoints_are_clear_errors(checkpoint, tmp_path):
