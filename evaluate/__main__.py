@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     asked = [s.strip() for s in args.predictor.split(",") if s.strip()]
     specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
     try:  # fail fast: bad settings, a bad spec, or a predictor that cannot dream a scene
-        check_settings(args.episodes, args.horizon, args.context, args.samples, args.policy)
-        _check_ranges(args)
+        check_settings(args.episodes, args.horizon, args.context, args.samples, args.policy, args.tolerance,
+                       args.start)
         predictors = [make_predictor(s) for s in specs]
         for env_id in scenes:
             for pred in predictors:
@@ -155,15 +155,6 @@ def main(argv=None) -> int:
                   + f" | {r.failed} | {r.wall_time_s:.1f} |")
     print(f"\nwrote {path} and {path.with_suffix('.html')} in {time.perf_counter() - t0:.1f} s")
     return 2 if errors else 0
-
-
-def _check_ranges(args: Args) -> None:
-    """``ValueError`` for the flags ``check_settings`` does not cover: a negative tolerance matches no
-    colour (every object metric NaN, coherence a perfect 1.00), a negative start is meaningless."""
-    if args.tolerance < 0:
-        raise ValueError(f"--tolerance must be >= 0 (a max-channel colour distance), got {args.tolerance}")
-    if args.start < 0:
-        raise ValueError(f"--start must be >= 0 (policy steps before the context), got {args.start}")
 
 
 def _psnr_times(horizon: int) -> list[int]:

@@ -295,13 +295,19 @@ def _aggregate(results: list[dict], T: int) -> tuple[dict, dict, dict, dict]:
     return summary, curves, checks, floors
 
 
-def check_settings(episodes: int, horizon: int, context: int, samples: int, policy: str) -> None:
-    """``ValueError`` naming what is wrong with a suite's settings."""
+def check_settings(episodes: int, horizon: int, context: int, samples: int, policy: str,
+                   tolerance: int = DEFAULT_TOLERANCE, start: int = 0) -> None:
+    """``ValueError`` naming what is wrong with a suite's settings. A negative tolerance matches no
+    colour (every object metric NaN, coherence a perfect 1.00); a negative start is meaningless."""
     if context < 1 or horizon < 2 or samples < 1 or episodes < 1:
         raise ValueError(f"need context >= 1, horizon >= 2, samples >= 1, episodes >= 1; got context "
                          f"{context}, horizon {horizon}, samples {samples}, episodes {episodes}")
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose from {POLICIES}")
+    if tolerance < 0:
+        raise ValueError(f"--tolerance must be >= 0 (a max-channel colour distance), got {tolerance}")
+    if start < 0:
+        raise ValueError(f"--start must be >= 0 (policy steps before the context), got {start}")
 
 
 def check_scene(env_id: str, pred: Predictor, width: int, height: int, options: dict | None):
@@ -329,7 +335,7 @@ def run_suite(env_id: str, predictor: str | Predictor, episodes: int = 32, horiz
     ``context`` real frames (≥ 1) start each dream of ``horizon`` frames, ``samples`` dreams each;
     ``policy`` (random | heuristic | noop) picks the real actions; ``options`` go to ``reset`` (OOD).
     """
-    check_settings(episodes, horizon, context, samples, policy)
+    check_settings(episodes, horizon, context, samples, policy, tolerance, start)
     pred = make_predictor(predictor)
     cfg = _Config(env_id, episodes, horizon, context, samples, policy, seed, options, width, height, start,
                   tolerance, controllability, diversity)

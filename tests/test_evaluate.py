@@ -419,3 +419,10 @@ def test_summary_horizons_index_the_curves():
     psnr = r.curves["psnr"]
     assert psnr[:7] == [100.0] * 7 and psnr[7] < 40
     assert r.summary["psnr@1"] == psnr[0] and r.summary["psnr@8"] == psnr[7]
+
+
+def test_run_suite_checks_tolerance_and_start_like_the_cli():
+    with pytest.raises(ValueError, match="--tolerance must be >= 0"):
+        run_suite(BB, "copy-last", episodes=1, horizon=2, tolerance=-1)
+    with pytest.raises(ValueError, match="--start must be >= 0"):
+        run_suite(BB, "copy-last", episodes=1, horizon=2, start=-5)

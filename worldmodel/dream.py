@@ -67,8 +67,9 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = build_parser()
+def parse_args(argv=None, p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parsed and checked arguments; ``p``: the parser, when the caller reports later errors with it."""
+    p = p or build_parser()
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -76,8 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     p = build_parser()
-    args = p.parse_args(argv)
-    check_args(p, args)
+    args = parse_args(argv, p)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
     import torch

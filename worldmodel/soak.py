@@ -63,8 +63,9 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = build_parser()
+def parse_args(argv=None, p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parsed and checked arguments; ``p``: the parser, when the caller reports later errors with it."""
+    p = p or build_parser()
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -81,8 +82,7 @@ def rss_mb() -> float:
 
 def main(argv=None) -> dict:
     p = build_parser()
-    args = p.parse_args(argv)
-    check_args(p, args)
+    args = parse_args(argv, p)
     import torch
 
     from worldmodel.dream_vector import DreamVectorEnv
