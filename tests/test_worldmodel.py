@@ -357,8 +357,8 @@ def test_parallel_frames_gives_the_per_frame_loops_loss_and_gradients(context, f
     than the context; with activation checkpointing, one checkpoint per layer instead of per group."""
     calls = dynamics_checkpoints
     torch.manual_seed(0)
-    cfg = micro_cfg(context=context, copy_logit=2.0)
-    dyn = Dynamics(cfg.dynamics, cfg.action_space).train()
+    cfg = micro_cfg(context=context, copy_logit=2.0, pixel_codes=True)
+    dyn = with_thumbnails(Dynamics(cfg.dynamics, cfg.action_space).train())
     tokens, actions = random_tokens(2, frames, cfg), torch.randint(0, 3, (2, frames - 1))
     z, seeds = torch.zeros(2, frames - 1), torch.tensor([3, 4])
     results = []
@@ -509,12 +509,21 @@ def test_query_codes_of_one_frame_see_each_other_but_not_other_frames():
     assert torch.allclose(out[:, 2:], base[:, 2:], atol=1e-6)
 
 
-@pytest.mark.parametrize("copy_logit", [0.0, 3.0])
-def test_streaming_generation_matches_teacher_forced_forward(copy_logit):
+def with_thumbnails(dyn: Dynamics, seed: int = 0) -> Dynamics:
+    """``pixel_codes``: random code thumbnails (zero ones would make the pixel paths vanish)."""
+    g = torch.Generator().manual_seed(seed)
+    dyn.code_pixels.copy_(torch.rand(dyn.code_pixels.shape, generator=g) * 2 - 1)
+    return dyn
+
+
+@pytest.mark.parametrize("copy_logit, pixel_codes", [(0.0, False), (3.0, False), (3.0, True)])
+def test_streaming_generation_matches_teacher_forced_forward(copy_logit, pixel_codes):
     """start/predict (KV cache, memory, merged passes) computes what the training forward computes."""
     torch.manual_seed(0)
-    cfg = micro_cfg(maskgit_steps=1, copy_logit=copy_logit)
+    cfg = micro_cfg(maskgit_steps=1, copy_logit=copy_logit, pixel_codes=pixel_codes)
     dyn = Dynamics(cfg.dynamics, cfg.action_space).eval()
+    if pixel_codes:
+        with_thumbnails(dyn)
     T = 7  # longer than the window K = 3, so the cache is trimmed and the memory matters
     tokens, actions = random_tokens(2, T, cfg), torch.randint(0, 3, (2, T - 1))
     ref = _forward(dyn, tokens, actions).logits.argmax(-1)  # (2, T-1, h, w)
@@ -539,6 +548,53 @@ def test_copy_gate_adds_to_the_logit_of_the_code_that_was_there():
         a, b = _forward(plain, tokens, actions).logits, _forward(dyn, tokens, actions).logits
     bonus = F.one_hot(tokens[:, :-1], dyn.V).float() * 5.0  # (B, N, h, w, V): the context frame's code
     assert torch.allclose(b, a + bonus, atol=1e-5)
+
+
+def test_pixel_codes_give_alike_codes_alike_inputs_and_logits():
+    """``pixel_codes``: the thumbnails enter each code's input embedding and score every code in a second
+    head, so two codes with one thumbnail differ only by what was learned for each id; off, no weights."""
+    torch.manual_seed(0)
+    assert Dynamics(micro_cfg().dynamics, {"type": "discrete", "n": 3}).pixel_in is None
+    cfg = micro_cfg(pixel_codes=True)
+    dyn = with_thumbnails(Dynamics(cfg.dynamics, cfg.action_space).eval())
+    added = {"code_pixels", "pixel_in.weight", "pixel_key.weight", "pixel_query.weight"}
+    assert added <= dyn.state_dict().keys()
+    with torch.no_grad():
+        dyn.tok_emb.weight[5] = dyn.tok_emb.weight[9]
+        weight, bias = dyn.head.weight.view(-1, dyn.V, dyn.cfg.d_model), dyn.head.bias.view(-1, dyn.V)
+        weight[:, 5], bias[:, 5] = weight[:, 9], bias[:, 9]
+    tokens, actions = random_tokens(2, 4, cfg), torch.randint(0, 3, (2, 3))
+    logits = lambda: _forward(dyn, tokens, actions).logits  # noqa: E731
+    with torch.no_grad():
+        differ = logits()
+        assert not torch.allclose(differ[..., 5], differ[..., 9], atol=1e-4)  # other thumbnails
+        dyn.code_pixels[5] = dyn.code_pixels[9]
+        same = logits()
+        assert torch.allclose(same[..., 5], same[..., 9], atol=1e-5)
+        assert torch.equal(dyn.embed(torch.full((1, 1, 8, 8), 5)), dyn.embed(torch.full((1, 1, 8, 8), 9)))
+
+
+def test_set_code_pixels_measures_each_codes_mean_thumbnail():
+    cfg = micro_cfg(pixel_codes=True)
+    dyn = Dynamics(cfg.dynamics, cfg.action_space)
+    h, w = cfg.dynamics.grid  # 8×8 codes of 4×4 pixels on 32×32 frames
+    frames = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    frames[0, :4, :4] = 255  # code 3 at (0, 0) stands for white there, and for black in frame 1
+    frames[0, :4, 4:8, 0] = 255  # code 7 is red wherever it is
+    frames[1, 4:8, :4, 0] = 255
+    tokens = torch.zeros(2, h, w, dtype=torch.long)
+    tokens[:, 0, 0] = 3
+    tokens[0, 0, 1] = tokens[1, 1, 0] = 7
+    assert dyn.set_code_pixels([(frames[:1], tokens[:1]), (frames[1:], tokens[1:])]) == 3
+    thumbs = dyn.code_pixels.view(-1, 3, 4, 4)
+    assert torch.allclose(thumbs[3], torch.zeros(3, 4, 4))  # (1 + -1) / 2
+    assert torch.allclose(thumbs[7][0], torch.ones(4, 4))  # red
+    assert torch.allclose(thumbs[7][1:], -torch.ones(2, 4, 4))
+    assert torch.allclose(thumbs[0], -torch.ones(3, 4, 4))  # black everywhere else
+    unseen = dyn.code_pixels[[0, 3, 7]].mean(0)
+    assert torch.allclose(dyn.code_pixels[1], unseen) and torch.allclose(dyn.code_pixels[63], unseen)
+    with pytest.raises(ValueError, match="no frames"):
+        dyn.set_code_pixels([])
 
 
 def test_each_frame_costs_exactly_maskgit_steps_passes():

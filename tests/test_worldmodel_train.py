@@ -134,6 +134,10 @@ def test_a_run_keeps_its_config_scene_and_seed_across_invocations(tmp_path, caps
         ([*_args(run, "--resume", steps=4)[2:], "--env", "WorldGym/TopDown-v0"], "trained with actions"),
         (_args(run, "--resume", "--seed", "9", steps=4), "--seed 9"),
         (_args(run, steps=4), "exists: pass --resume"),
+        # an override that changes a trained stage's shapes: one line, not a traceback after recording
+        ([*_args(run, "--resume", steps=4), "tokenizer.code_dim=8"],
+         r"tokenizer/model.safetensors does not fit the tokenizer .* "
+         r"\(--set .*tokenizer.code_dim=8: a trained stage"),
     ]
     for argv, message in refused:
         with pytest.raises(SystemExit, match=message):

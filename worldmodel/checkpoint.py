@@ -89,6 +89,28 @@ def _read_meta(path: Path) -> dict[str, str]:
         return f.metadata() or {}
 
 
+def weights_mismatch(run: str | Path, stage: str, module: torch.nn.Module) -> str | None:
+    """Why the stage's saved weights would not load into ``module`` (tensors missing, unexpected or of
+    another shape), or None when they fit. Reads only the file's header."""
+    from safetensors import safe_open
+
+    path = _recover(Path(run), stage) / "model.safetensors"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for a damaged file
+        return f"{path}: unreadable weights ({type(e).__name__}: {e})"
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    problems = [f"{k} {saved[k]} saved, {want[k]} built" for k in sorted(want.keys() & saved.keys())
+                if saved[k] != want[k]]
+    problems += [f"{k} not saved" for k in sorted(want.keys() - saved.keys())]
+    problems += [f"{k} saved, not built" for k in sorted(saved.keys() - want.keys())]
+    if not problems:
+        return None
+    more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+    return f"{path} does not fit the {stage} this config builds: {'; '.join(problems[:3])}{more}"
+
+
 def save_stage(run: str | Path, stage: str, module: torch.nn.Module, cfg: WorldModelConfig,
                optimizer: torch.optim.Optimizer | None = None, train_state: dict | None = None) -> Path:
     """Writes RUN/<stage>/ atomically (see module docstring)."""

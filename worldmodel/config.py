@@ -87,6 +87,14 @@ class DynamicsConfig:
     # value. Without it, keeping a rare code (a ball's) needs a learned identity map from its input
     # embedding to its logit, which rare codes get late: the model erases them. 0 = off (no weights).
     copy_logit: float = 0.0
+    # True: codes are also described by what they look like, their mean pixels on the training data
+    # (a 4×4 RGB thumbnail each, measured when the dynamics starts and kept in the checkpoint): they
+    # are added to each code's input embedding, and a second head scores every code by its thumbnail.
+    # Codes that look alike then share what is learned about them: a ball moving a pixel turns its
+    # codes into other codes, and without this each such pair is learned on its own. False = off.
+    # Measured on a CPU `tiny` (worldmodel/README.md): faster learning of changed codes, worse rollouts
+    # at 1,200-2,400 steps; in no preset until a GPU A/B.
+    pixel_codes: bool = False
     pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
     reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)
     termination_weight: float = 0.1  # weight of the termination BCE loss

@@ -13,6 +13,7 @@ stage keeps only their token grids (512 B per 16×16 frame at int16). Sampling i
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,18 @@ class EpisodeStore:
             np.savez(tmp, **{f"e{i}": t for i, t in enumerate(out)})
             tmp.replace(cache)
         return True
+
+    def frames_and_tokens(self, height: int, width: int, max_frames: int = 20_000):
+        """Yields (frames (n, height, width, 3) uint8, their codes (n, h, w)) per episode, for
+        ``Dynamics.set_code_pixels``, after ``tokenize``; at most about ``max_frames`` frames, from
+        episodes spread over the store."""
+        from worldmodel.tokenizer import resize_frames
+
+        if self.tokens is None:
+            raise RuntimeError("frames_and_tokens needs tokenize() first")
+        every = max(1, math.ceil(self.num_frames / max_frames))
+        for ep, tok in list(zip(self.episodes, self.tokens))[::every]:
+            yield resize_frames(torch.from_numpy(ep.frames), height, width), tok
 
     def _digest(self, tokenizer) -> str:
         import hashlib

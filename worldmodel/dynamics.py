@@ -88,6 +88,28 @@ from worldmodel.config import SCHEDULES, DynamicsConfig
 from worldmodel.layers import ActionEncoder, Block
 from worldmodel.memory import MemoryBank
 
+THUMB = 3 * 4 * 4  # config.pixel_codes: a code's thumbnail, 4×4 RGB values
+PIXEL_KEY = 32  # ... and the size of the keys the second head scores codes with
+
+
+@torch.no_grad()
+def code_thumbnails(frames_and_tokens, V: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What each of V codes looks like: the mean of the pixels it stood for, over
+    ``frames_and_tokens``, an iterable of (frames (n, H, W, 3) uint8 at the tokenizer's size, their codes
+    (n, h, w)), pooled to 4×4 RGB and scaled to [-1, 1]. Returns (thumbnails (V, THUMB) float64, zero
+    for codes never seen; counts (V,))."""
+    sums = torch.zeros(V, THUMB, dtype=torch.float64)
+    counts = torch.zeros(V, dtype=torch.float64)
+    for frames, tokens in frames_and_tokens:
+        frames, tokens = torch.as_tensor(frames), torch.as_tensor(tokens).long().cpu()
+        n, (h, w) = tokens.shape[0], tokens.shape[1:]
+        x = frames.cpu().permute(0, 3, 1, 2).double() / 127.5 - 1  # (n, 3, H, W)
+        x = F.adaptive_avg_pool2d(x, (4 * h, 4 * w))  # 4×4 pixels per code
+        x = x.view(n, 3, h, 4, w, 4).permute(0, 2, 4, 1, 3, 5).reshape(-1, THUMB)  # (n·h·w, 3·4·4)
+        sums.index_add_(0, tokens.reshape(-1), x)
+        counts += torch.bincount(tokens.reshape(-1), minlength=V).double()
+    return sums / counts.clamp_min(1)[:, None], counts
+
 
 # ---------------------------------------------------------------------- outputs
 @dataclass
@@ -158,6 +180,13 @@ class Dynamics(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, p * p * V)
         self.copy_gate = nn.Linear(d, p * p) if cfg.copy_logit > 0 else None  # config.copy_logit
+        if cfg.pixel_codes:  # config.pixel_codes: each code's thumbnail, in [-1, 1] (set_code_pixels)
+            self.register_buffer("code_pixels", torch.zeros(V, THUMB))
+            self.pixel_in = nn.Linear(THUMB, cfg.token_dim)  # thumbnail -> input embedding
+            self.pixel_key = nn.Linear(THUMB, PIXEL_KEY)  # thumbnail -> key of the second head
+            self.pixel_query = nn.Linear(d, p * p * PIXEL_KEY)  # state -> per-code query
+        else:
+            self.pixel_in = self.pixel_key = self.pixel_query = None
         self.scalar_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 2))  # reward, termination
         # relative attention bias, shared by all layers: spatial (Δy, Δx) and temporal (frame distance
         # 0..K for context keys, K+1 for the query block's own keys)
@@ -205,12 +234,27 @@ class Dynamics(nn.Module):
         self.tok_emb.weight[: self.V].copy_(cb)
         return True
 
+    @torch.no_grad()
+    def set_code_pixels(self, frames_and_tokens) -> int:
+        """Measures each code's thumbnail (``config.pixel_codes``) with ``code_thumbnails``; a code never
+        seen gets the mean thumbnail of those seen. Returns how many codes were seen."""
+        means, counts = code_thumbnails(frames_and_tokens, self.V)
+        seen = counts > 0
+        if not seen.any():
+            raise ValueError("set_code_pixels: no frames given")
+        means[~seen] = means[seen].mean(0)
+        self.code_pixels.copy_(means.to(self.code_pixels))
+        return int(seen.sum())
+
     # -------------------------------------------------------------- embedding
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, h, w) codes (V = mask) -> (B, N, P, d)."""
         B, N, h, w = tokens.shape
         p = self.p
         e = self.tok_emb(tokens)  # (B, N, h, w, e)
+        if self.pixel_in is not None:  # + what the code looks like (the mask id V: a zero thumbnail)
+            thumbs = F.pad(self.code_pixels, (0, 0, 0, 1))  # (V + 1, THUMB)
+            e = e + self.pixel_in(F.embedding(tokens, thumbs))
         e = e.view(B, N, self.Hp, p, self.Wp, p, -1).permute(0, 1, 2, 4, 3, 5, 6)  # (B, N, Hp, Wp, p, p, e)
         e = e.reshape(B, N, self.P, -1)  # (B, N, P, p·p·e)
         return self.in_proj(e) + self.pos_emb
@@ -330,6 +374,9 @@ class Dynamics(nn.Module):
         (``unpatch=False``: in the head's order, (B, P, p·p, V)), reward (B,), termination logit (B,)."""
         scal = self.scalar_head(hq.mean(1))  # (B, 2)
         logits = self.head(hq).view(hq.shape[0], self.P, self.p * self.p, self.V)
+        if self.pixel_query is not None:  # every code scored by its thumbnail: alike codes, alike logits
+            q = self.pixel_query(hq).view(hq.shape[0], self.P, self.p * self.p, PIXEL_KEY)
+            logits = logits + (q @ self.pixel_key(self.code_pixels).T).to(logits.dtype)
         if self.copy_gate is not None:  # each code's logit of the code that was there gets the gate
             gate = self.copy_gate(hq).unsqueeze(-1).to(logits.dtype)  # (B, P, p·p, 1)
             logits = logits.scatter_add(-1, self.to_patches(last).unsqueeze(-1), gate)

@@ -505,6 +505,11 @@ def run_dynamics(ctx: Ctx, model: WorldModel, train: EpisodeStore, val: EpisodeS
                           cache=ctx.run / "cache" if ctx.main and ctx.world == 1 else None,
                           stop=lambda: _Stop.requested):
         raise SystemExit("[dynamics] stopped while encoding the episodes: nothing was trained yet")
+    if dc.pixel_codes and not ckpt.has_stage(ctx.run, "dynamics"):  # a resume loads them with the weights
+        seen = model.dynamics.set_code_pixels(
+            train.frames_and_tokens(model.cfg.tokenizer.height, model.cfg.tokenizer.width))
+        if ctx.main:
+            print(f"[dynamics] code thumbnails: {seen} of {model.dynamics.V} codes seen in the training data")
     T = dc.train_frames
     index = train.window_index(T)
     part = _local(tc.dynamics_batch, ctx)
@@ -561,6 +566,12 @@ def main(argv=None) -> dict:
                                            val_fraction=cfg.train.val_fraction)
     torch.manual_seed(cfg.train.seed)
     model = WorldModel(cfg).to(device)  # a config that cannot build fails here, before anything is written
+    for stage in () if fresh else ckpt.STAGES:  # ... and one its trained weights do not fit
+        problem = ckpt.has_stage(run, stage) and ckpt.weights_mismatch(run, stage, getattr(model, stage))
+        if problem:
+            hint = (f" (--set {' '.join(args.set)}: a trained stage keeps the shapes it was trained with; "
+                    "choose another --out to train another model)") if args.set else ""
+            raise SystemExit(f"error: {problem}{hint}")
     ctx = Ctx(args, cfg, run, device, rank, world)
     if ctx.main:
         run.mkdir(parents=True, exist_ok=True)

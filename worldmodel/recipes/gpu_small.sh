@@ -38,7 +38,8 @@
 #
 # Dry run on a CPU:
 #   DEVICE=cpu MINUTES=0.3 EPISODES=12 EVAL_EPISODES=2 EVAL_HORIZON=4 BATCH=2 bash worldmodel/recipes/gpu_small.sh
-#   (add CONTINUE=runs/gpu_small/bb_small838 to dry-run a resume)
+#   (add CONTINUE=runs/gpu_small/bb_small838 to dry-run a resume, SET="dynamics.pixel_codes=true" to
+#   try an option; SET applies to a fresh run: a resumed run keeps the options it was trained with)
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
 # farama-notifications), then
 #   bash worldmodel/recipes/gpu_small.sh 2>&1 | tee $OUT/session.log
@@ -61,6 +62,7 @@ EVAL_HORIZON=${EVAL_HORIZON:-32}
 DEADLINE=${DEADLINE:-560}         # seconds after the start by which every evaluation has ended
 PARALLEL=${PARALLEL:-true}        # dynamics.parallel_frames: one pass per layer for all frames of a window
 BENCH=${BENCH:-0}                 # 1: first time a training step with and without parallel_frames
+SET=${SET:-}                      # more space-separated KEY=VALUE overrides, e.g. "dynamics.pixel_codes=true"
 export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1
 mkdir -p "$OUT" $W/logs $W/runs $W/reports
 stamp() { echo "[$(date +%T)] $*"; }
@@ -102,7 +104,7 @@ stamp "train bb_small ($MINUTES min, batch $BATCH, lr $LR${CONTINUE:+, resuming 
 $PY -m worldmodel.train --data $W/data/bb --preset small --out "$RUN" --stage dynamics --minutes "$MINUTES" \
     "${FROM[@]}" --device "$DEVICE" --no-progress --no-eval --set "${TOKSET[@]}" "train.dynamics_batch=$BATCH" \
     "train.dynamics_lr=$LR" "train.warmup=$WARMUP" train.checkpoint_every=500 train.dynamics_steps=100000 \
-    "dynamics.parallel_frames=$PARALLEL" \
+    "dynamics.parallel_frames=$PARALLEL" $SET \
     > $W/logs/train_bb_small.log 2>&1
 grep -v "^\s*$" $W/logs/train_bb_small.log | tail -n 3
 stamp "trained"
