@@ -92,8 +92,8 @@ class DynamicsConfig:
     # are added to each code's input embedding, and a second head scores every code by its thumbnail.
     # Codes that look alike then share what is learned about them: a ball moving a pixel turns its
     # codes into other codes, and without this each such pair is learned on its own. False = off.
-    # Measured on a CPU `tiny` (worldmodel/README.md): faster learning of changed codes, worse rollouts
-    # at 1,200-2,400 steps; in no preset until a GPU A/B.
+    # Measured on a CPU `tiny` (worldmodel/README.md): faster learning of changed codes; worse rollouts
+    # at 1,200-2,400 steps, better at 4,800; in no preset until a GPU A/B.
     pixel_codes: bool = False
     pixel_weight: float = 0.0  # weight of the pixel loss through the frozen decoder (0 = off; 10 tried)
     reward_weight: float = 1.0  # weight of the reward regression loss (symlog MSE)

@@ -207,9 +207,11 @@ def data_spec(args: Args) -> tuple[dict, str | None]:
 
 def run_config(args: Args, run: Path) -> tuple[WorldModelConfig, bool]:
     """(config, fresh). A run that has a trained stage keeps its config.json (``--preset`` and
-    ``--seed`` do not apply; ``--set`` overrides apply to this invocation), so ``--stage dynamics``
-    after ``--stage tokenizer`` builds the same model; its data must be of the same scene and action
-    space. Otherwise the config comes from the preset and is written (fresh)."""
+    ``--seed`` do not apply; ``--set`` overrides apply, and the next checkpoint saves them into its
+    config.json, which must describe the weights; overrides that change a trained stage's shapes are
+    refused in ``main``), so ``--stage dynamics`` after ``--stage tokenizer`` builds the same model;
+    its data must be of the same scene and action space. Otherwise the config comes from the preset
+    and is written (fresh)."""
     space, env_id = data_spec(args)
     trained = (run / "config.json").exists() and any(ckpt.has_stage(run, s) for s in ckpt.STAGES)
     try:

@@ -92,6 +92,8 @@ def main(argv=None) -> dict:
         p.error("--episodes, --every and --thumb-episodes must be >= 1")
     model = worldmodel.load(args.run).eval()
     env_id = model.cfg.env_id
+    if env_id is None:
+        p.error(f"{args.run} does not record the scene it was trained on (config.json env_id)")
     seen = rollouts(env_id, range(args.thumb_seed, args.thumb_seed + args.thumb_episodes), 60)
     frames = np.concatenate([ro.frames for ro in seen])
     tokens = torch.cat([encode(model, ro.frames) for ro in seen])
