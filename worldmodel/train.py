@@ -568,7 +568,7 @@ def main(argv=None) -> dict:
                                            val_fraction=cfg.train.val_fraction)
     torch.manual_seed(cfg.train.seed)
     model = WorldModel(cfg).to(device)  # a config that cannot build fails here, before anything is written
-    for stage in () if fresh else ckpt.STAGES:  # ... and one its trained weights do not fit
+    for stage in ckpt.STAGES:  # ... and one its trained weights (or weights copied in) do not fit
         problem = ckpt.has_stage(run, stage) and ckpt.weights_mismatch(run, stage, getattr(model, stage))
         if problem:
             hint = (f" (--set {' '.join(args.set)}: a trained stage keeps the shapes it was trained with; "

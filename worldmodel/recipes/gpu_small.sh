@@ -39,7 +39,7 @@
 # Dry run on a CPU:
 #   DEVICE=cpu MINUTES=0.3 EPISODES=12 EVAL_EPISODES=2 EVAL_HORIZON=4 BATCH=2 bash worldmodel/recipes/gpu_small.sh
 #   (add CONTINUE=runs/gpu_small/bb_small838 to dry-run a resume, SET="dynamics.pixel_codes=true" to
-#   try an option; SET applies to a fresh run: a resumed run keeps the options it was trained with)
+#   try an option; with CONTINUE, an option that changes the trained weights' shapes is refused)
 # On the device: install the wheels the image lacks (gymnasium, pymunk, cffi, pycparser, pygame, isal,
 # farama-notifications), then
 #   bash worldmodel/recipes/gpu_small.sh 2>&1 | tee $OUT/session.log
