@@ -3,6 +3,7 @@ presets), with in-memory BouncingBalls rollouts: loss goes down, resume continue
 is bit-exact, kill -9 is survivable, and DDP with 2 CPU processes (gloo) matches 1 process."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,6 +145,11 @@ def test_a_run_keeps_its_config_scene_and_seed_across_invocations(tmp_path, caps
             train.main(argv)
     assert all(torch.equal(tokenizer[k], v) for k, v in _weights(run, "tokenizer").items())  # untouched
     assert (run / "commands.jsonl").read_text() == commands  # refused commands are not provenance
+    fresh = tmp_path / "fresh"  # a stage copied into a new run (gpu_small.sh) is checked as well
+    shutil.copytree(run / "tokenizer", fresh / "tokenizer")
+    with pytest.raises(SystemExit, match="does not fit the tokenizer"):
+        train.main([*_args(fresh, "--stage", "dynamics", steps=2), "tokenizer.code_dim=8"])
+    assert sorted(p.name for p in fresh.iterdir()) == ["tokenizer"]  # nothing written
 
 
 @pytest.mark.parametrize("pair, message", [
