@@ -96,15 +96,16 @@ def main(argv=None) -> dict:
         p.error(f"{args.run} does not record the scene it was trained on (config.json env_id)")
     seen = rollouts(env_id, range(args.thumb_seed, args.thumb_seed + args.thumb_episodes), 60)
     frames = np.concatenate([ro.frames for ro in seen])
-    tokens = torch.cat([encode(model, ro.frames) for ro in seen])
+    codes = [encode(model, ro.frames) for ro in seen]  # per episode, encoded once
+    tokens = torch.cat(codes)
     thumbs, counts = code_thumbnails([(model.prepare_frames(frames).cpu(), tokens)], model.dynamics.V)
     thumbs = thumbs.float()
     used = counts > 0
     near = (torch.cdist(thumbs[used], thumbs[used]) * RMS < 8).sum(1) - 1
     out = {"tokenizer": {
         "frames": len(frames), "codes_seen": int(used.sum()),
-        "same_pixels_same_code": float(np.mean([tokenizer_stability(ro.frames, encode(model, ro.frames))
-                                                for ro in seen])),
+        "same_pixels_same_code": float(np.mean([tokenizer_stability(ro.frames, c)
+                                                for ro, c in zip(seen, codes)])),
         "median_other_codes_within_rms_8": float(near.median())},
         "first_pass_at_changed_codes": census(model, env_id, range(args.seed, args.seed + args.episodes),
                                               args.every, thumbs)}
