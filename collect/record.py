@@ -1,7 +1,7 @@
 """Run one episode and return it as arrays (``EpisodeRecord``).
 
 The env is stepped directly, never through a vector env: Gymnasium's vector envs autoreset on the
-*next* step, and that step's transition is not real (design.md). So an episode is exactly
+*next* step, and that step's transition is not real. So an episode is exactly
 ``reset`` + ``T`` steps, stored as ``T + 1`` observations with index 0 the reset frame, and the
 transition ``observations[t] --actions[t]--> observations[t + 1]`` for every ``t < T``.
 
@@ -28,7 +28,7 @@ from numbers import Number
 
 import numpy as np
 
-#: dtypes of the ``info["state"]`` fields in the scene contract (design.md).
+#: dtypes of the ``info["state"]`` fields in the scene contract (README.md, "Scenes").
 STATE_DTYPES = {
     "id": np.int64, "kind": np.int64, "position": np.float32, "velocity": np.float32,
     "angle": np.float32, "angular_velocity": np.float32, "radius": np.float32, "color": np.uint8,

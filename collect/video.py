@@ -2,7 +2,7 @@
 
 Frames are scaled up with nearest-neighbour (no blur on 64×64 pixel art) and tiled in a grid with
 the episode index in each tile's corner; an episode that ends early holds its last frame, dimmed.
-Videos are previews only: H.264 is lossy, datasets are not (design.md).
+Videos are previews only: H.264 is lossy, datasets are not.
 """
 from __future__ import annotations
 

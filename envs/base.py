@@ -69,6 +69,9 @@ class Thing:
     hidden: bool = False  # not drawn (e.g. collected); still reported, with visible=False
     # ``controlled`` and ``hidden`` may change mid-episode (a crane's block is controlled until dropped).
     own_color: bool = False  # picked by the palette for this thing: given back when it is removed
+    # its centre of gravity is not its origin (a wheel with a knob): body.velocity, the centre of
+    # gravity's, is then not the velocity of the position reported
+    off_centre: bool = False
     data: dict = field(default_factory=dict)  # scene-specific bookkeeping
 
 
@@ -167,8 +170,10 @@ class PymunkScene(gym.Env, EzPickle):
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        # options first: a refused reset leaves the episode (and its RNG) as it was
+        opt = scene_options.resolve(type(self).__name__, self.OPTIONS, options)
         super().reset(seed=seed)
-        self.opt = scene_options.resolve(type(self).__name__, self.OPTIONS, options)
+        self.opt = opt
         self.space = pymunk.Space()
         self.space.on_collision(begin=self._on_contact_begin)
         self.palette = Palette(self.np_random)
@@ -231,7 +236,8 @@ class PymunkScene(gym.Env, EzPickle):
         thing = Thing(id=self._next_id, kind=KIND_INDEX[kind], body=body, shapes=shapes,
                       color=tuple(color) if color is not None else self.palette.take(),
                       radius=radius if radius is not None else bounding_radius(body, shapes),
-                      controlled=controlled, own_color=color is None)
+                      controlled=controlled, own_color=color is None,
+                      off_centre=tuple(body.center_of_gravity) != (0.0, 0.0))
         self._next_id += 1
         for s in shapes:
             self._owner[s] = thing.id
@@ -305,7 +311,8 @@ class PymunkScene(gym.Env, EzPickle):
         s, dt = self.scale, self.DT
         if things:
             pos = np.array([t.body.position for t in things], np.float64) * s
-            vel = np.array([t.body.velocity for t in things], np.float64) * (s * dt)
+            vel = np.array([t.body.velocity_at_local_point((0.0, 0.0)) if t.off_centre else t.body.velocity
+                            for t in things], np.float64) * (s * dt)
             ang = np.array([t.body.angle for t in things], np.float32)
             angv = np.array([t.body.angular_velocity for t in things], np.float32) * np.float32(dt)
             rad = np.array([t.radius for t in things], np.float32) * np.float32(s)

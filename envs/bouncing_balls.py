@@ -38,7 +38,7 @@ options) the heuristic earns a mean of 11.30 and uniform random actions −1.46
 
 2–4 balls (option `num_balls`) of radius 9–16 units placed without overlap in the upper two thirds,
 each with a random direction and a speed of 80–200 units/s; the paddle at a random x. Masses are
-area × a density drawn in [0.8, 1.2].
+density × area / 100 (area in units²), the density drawn in [0.8, 1.2].
 
 ## Episode End
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Option:
@@ -29,6 +31,8 @@ class Option:
                 raise TypeError(f"option {name!r} must be a bool, got {value!r}")
             return value
         if isinstance(d, tuple):
+            if isinstance(value, np.ndarray) and value.ndim == 1:  # np.array([6., 10.]) is a pair too
+                value = value.tolist()
             if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
                 raise TypeError(f"option {name!r} must be a (low, high) pair, got {value!r}")
             lo, hi = (self._number(name, v, integral=isinstance(d[0], int)) for v in value)

@@ -17,8 +17,8 @@ another bin, chosen at random.
 | 0      | do nothing (emitter stops)               |
 | 1      | move emitter left                        |
 | 2      | move emitter right                       |
-| 3      | turn the nozzle left (counter-clockwise) |
-| 4      | turn the nozzle right (clockwise)        |
+| 3      | turn the spray left (clockwise on screen) |
+| 4      | turn the spray right (counter-clockwise) |
 
 With `continuous=True`: `Box(-1, 1, (2,), float32)`, (emitter velocity, nozzle turn rate) as fractions
 of their top speeds. Keys: ← / → move, a / d turn the nozzle.

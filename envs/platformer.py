@@ -51,7 +51,7 @@ up and down as lifts (sinusoidal, period 2.5–4 s); 4–7 coins (`num_coins`) o
 jump's path over pits, over ledges and platforms, and on the floor. Pits, ledges and platforms
 never overlap on one storey. The counts are per square screen: a frame twice as wide as tall gets
 twice as many; what does not fit is left out. In frames narrower than about 1:3 the door stands next
-to the start.
+to the start; narrower than about 1:4, one storey above the floor on a ledge of its own, a jump away.
 
 ## Episode End
 
@@ -105,6 +105,7 @@ MAX_SPEED = 700.0
 LEDGE_H, MOVER_W, MOVER_H = 10.0, 40.0, 12.0
 COIN_R = 7.0
 DOOR_W, DOOR_H = 20.0, 34.0
+DOOR_GAP = 4.0  # least floor between the start and the door (else the door goes one storey up)
 CHAR, COIN, GOAL, ONEWAY = 1, 2, 3, 4  # collision types
 LEFT_KEYS, RIGHT_KEYS, JUMP_KEYS = ("left", "a"), ("right", "d"), ("up", "space", "w")
 
@@ -251,8 +252,16 @@ class Platformer(PymunkScene):
         return (d["base"][0] + d["axis"][0] * s, d["base"][1] + d["axis"][1] * s)
 
     def _add_goal(self) -> None:
-        self.door = self._box(self.goal_u - DOOR_W / 2, self.floor_y - DOOR_H,
-                              self.goal_u + DOOR_W / 2, self.floor_y, GOAL, sensor=True)
+        """The door on the floor at the far end. Where the floor is too narrow for it beside the start
+        (frames narrower than about 1:4), it stands one storey up on a ledge of its own: otherwise the
+        character would touch it where it starts and win on the first step."""
+        u0, u1, bottom = self.goal_u - DOOR_W / 2, self.goal_u + DOOR_W / 2, self.floor_y
+        if u0 < self.start_u + CHAR_W / 2 + CHAR_R + DOOR_GAP:
+            bottom = self.floor_y - TIER
+            self.storeys[0].append((u0, u1))
+            self.ledges.append((u0, u1, bottom))
+            self._box(u0, bottom, u1, bottom + LEDGE_H, ONEWAY)
+        self.door = self._box(u0, bottom - DOOR_H, u1, bottom, GOAL, sensor=True)
 
     def _add_coins(self, n: int) -> None:
         """Coins on a jump's path over pits, over ledges and platforms, then on the floor to make up n."""
@@ -293,6 +302,7 @@ class Platformer(PymunkScene):
         if not coin.hidden:
             coin.hidden, self._coin_px = True, None
             self._coins_now += 1
+            space.remove(*coin.shapes)  # gone: no more contacts (pymunk defers it to the step's end)
 
     def _on_goal(self, arbiter, space, data) -> None:
         self.reached_goal = True

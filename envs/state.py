@@ -21,7 +21,7 @@ import numpy as np
 
 
 class ObjectState(Mapping):
-    """``info["state"]``: field name → array with one row per object (see design.md)."""
+    """``info["state"]``: field name → array with one row per object (fields: README.md, "Scenes")."""
 
     __slots__ = ("_fields",)
 

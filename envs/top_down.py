@@ -37,7 +37,7 @@ once for the diagonals.
 `controlled=True`), in the frame's pixel coordinates. `info["contacts"]`: pairs of ids that began
 touching this step, `-1` standing for walls and obstacles. `info["targets"]`: a tuple of the n target
 centres `(x, y)` in pixels (a tuple, not an array, so vector envs keep it per sub-environment);
-`info["boxes_on_targets"]`: how many targets are covered.
+`info["boxes_on_targets"]`: how many targets are covered, each by a box of its own.
 
 ## Rewards
 
@@ -253,9 +253,11 @@ class TopDown(PymunkScene):
         return boxes, on, self._perms[best], float(cost[best])
 
     def _score(self) -> tuple[int, float]:
-        """(targets covered, total box-target distance under the best matching)."""
+        """(targets covered, total box-target distance under the best matching). A target counts only
+        with a box of its own: where zones overlap (small frames), one box on two zones covers one."""
         _, on, _, distance = self._match()
-        return int(on.any(axis=0).sum()), distance
+        covered = on[np.arange(len(self.boxes)), self._perms].sum(axis=1).max(initial=0)
+        return int(covered), distance
 
     def _update(self, action) -> tuple[float, bool]:
         covered, distance = self._score()

@@ -79,3 +79,10 @@ def test_a_wall_bounce_is_reported_on_one_step_only():
             hits.append(t)
     assert hits, "the ball never hit a wall"
     assert all(b - a > 5 for a, b in zip(hits, hits[1:])), hits
+
+
+def test_a_range_option_takes_a_numpy_pair():
+    env = gym.make("WorldGym/BouncingBalls-v0", render_mode="rgb_array")
+    as_tuple, _ = env.reset(seed=0, options={"radius": (6.0, 10.0)})
+    as_array, _ = env.reset(seed=0, options={"radius": np.array([6.0, 10.0])})
+    np.testing.assert_array_equal(as_tuple, as_array)

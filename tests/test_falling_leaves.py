@@ -114,3 +114,10 @@ def test_colours_stay_distinct_over_a_long_episode():
                                for b in colours[i + 1:]])
     assert len(seen) > 60, "many leaves came and went"
     assert worst >= MIN_DISTANCE, f"two live objects only {worst} apart"
+
+
+def test_three_leaves_at_the_start():
+    env = gym.make("WorldGym/FallingLeaves-v0")
+    for seed in range(40):
+        _, info = env.reset(seed=seed)
+        assert (info["state"]["kind"] == envs.KIND_INDEX["leaf"]).sum() == 3

@@ -84,6 +84,9 @@ def test_coin_is_a_sensor_collected_once_and_a_pit_ends_the_episode(env):
     assert sum(r >= 1.0 for r in rewards) == 1  # paid once
     assert (scene.character.id, coin.id) in contacts or (coin.id, scene.character.id) in contacts
     assert abs(body.position.x - coin.body.position.x) > 20.0  # ran through it
+    body.position, body.velocity = coin.body.position, (0.0, 0.0)  # back onto the collected coin
+    _, r, *_, info = env.step(NOOP)
+    assert r < 1.0 and coin.id not in np.asarray(info["contacts"])  # gone: no more contacts
     env.reset(seed=2, options={**FLAT, "num_pits": (1, 1)})
     scene, body = env.unwrapped, env.unwrapped.character.body
     a, b = scene.pits[0]
@@ -110,3 +113,18 @@ def test_every_run_key_with_every_jump_key_is_a_running_jump(env):
                 assert keys[tuple(sorted(held))] == action, (run, jump)
                 assert action_from_keys(defaultdict(bool, dict.fromkeys(held, True)), keys) == action
     assert env.unwrapped.ACTIONS[4:] == ("left+jump", "right+jump")
+
+
+@pytest.mark.parametrize("size", [(32, 160), (32, 512), (32, 128)])
+def test_narrow_frames_are_not_won_where_the_character_starts(size):
+    """Too narrow for the door beside the start: it stands a storey up, reached by a jump."""
+    env = gym.make("WorldGym/Platformer-v0", width=size[0], height=size[1])
+    for seed in range(3):
+        env.reset(seed=seed)
+        _, r, term, *_ = env.step(NOOP)
+        assert not term and r < 5.0
+        for _ in range(60):
+            _, r, term, *_ = env.step(env.unwrapped.heuristic())
+            if term:
+                break
+        assert term and r >= 5.0  # the door is reachable

@@ -1,4 +1,4 @@
-"""The scene contract (design.md), checked for every id in ``envs.SCENE_IDS``."""
+"""The scene contract (README.md, "Scenes"), checked for every id in ``envs.SCENE_IDS``."""
 import json
 import os
 import pickle
@@ -287,6 +287,19 @@ def test_bad_options_raise_clearly(env_id):
     name, opt = next(iter(env.unwrapped.OPTIONS.items()))
     with pytest.raises(TypeError, match=name):
         env.reset(seed=0, options={name: "nonsense"})
+
+
+@pytest.mark.parametrize("env_id", SCENES)
+def test_a_refused_reset_leaves_the_episode_as_it_was(env_id):
+    env, ref = make(env_id), make(env_id)
+    env.reset(seed=4)
+    ref.reset(seed=4)
+    with pytest.raises(ValueError):
+        env.reset(seed=9, options={"no_such_option": 1})
+    for _ in range(30):  # the episode goes on as if nothing happened (its RNG too)
+        a, b = env.step(0), ref.step(0)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1:4] == b[1:4]
 
 
 def _episode(env, options=None, steps=60, policy="random", seed=3):

@@ -82,3 +82,18 @@ def test_a_ball_dropped_into_the_cup_scores_and_disappears():
         total += r
     assert total == 1.0 and info["caught"] == 1
     assert ball.id not in info["state"]["id"]
+
+
+def test_an_off_centre_rotor_reports_the_velocity_of_its_position():
+    """A wheel's knob moves its centre of gravity off the pivot; the state reports the pivot's
+    velocity (the position's), not the centre of gravity's."""
+    env, scene = make(width=256, height=256)
+    env.reset(seed=0)
+    off = [r for r in scene.rotors if tuple(r.body.center_of_gravity) != (0.0, 0.0)]
+    assert off, "seed 0 has no off-centre rotor; pick another"
+    for _ in range(30):
+        *_, info = env.step(1)
+    st = info["state"]
+    rows = np.isin(st["id"], [r.id for r in off])
+    assert np.abs(st["angular_velocity"][rows]).max() > 0.05  # spinning
+    assert np.abs(st["velocity"][rows]).max() < 0.05  # the pivot stays put

@@ -76,3 +76,18 @@ def test_knocking_a_box_off_its_target_costs_what_entering_paid():
     _, r_out, terminated, _, info = env.step(0)
     assert not terminated and info["boxes_on_targets"] == 0
     np.testing.assert_allclose(r_out, -1.0 - 0.3, atol=0.01)
+
+
+def test_one_box_on_two_overlapping_targets_covers_one():
+    """In a narrow frame target zones can overlap; each target needs a box of its own."""
+    env = gym.make("WorldGym/TopDown-v0", render_mode="rgb_array", width=32, height=160)
+    env.reset(seed=24)
+    scene = env.unwrapped
+    (ax, ay, _), (bx, by, _) = scene.targets[1], scene.targets[2]
+    box = scene.boxes[0]
+    box.body.position = ((ax + bx) / 2, (ay + by) / 2)
+    _, on, *_ = scene._match()
+    assert on[0, 1] and on[0, 2], "the seed no longer overlaps targets 1 and 2; pick another"
+    scene.boxes[1].body.position = tuple(scene.targets[0, :2])
+    _, _, term, _, info = env.step(0)
+    assert info["boxes_on_targets"] == 2 and not term
