@@ -59,9 +59,12 @@ def write_mp4(frames: Sequence[np.ndarray], path: str | Path, fps: float = 30) -
     frames = [_even(f) for f in frames]
     tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
     clip = ImageSequenceClip(list(frames), fps=fps)
-    clip.write_videofile(str(tmp), codec="libx264", audio=False, logger=None,
-                         ffmpeg_params=["-pix_fmt", "yuv420p"])
-    os.replace(tmp, path)
+    try:
+        clip.write_videofile(str(tmp), codec="libx264", audio=False, logger=None,
+                             ffmpeg_params=["-pix_fmt", "yuv420p"])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no partial file
     return path
 
 

@@ -164,6 +164,9 @@ def test_context_frames_start(run):
     assert env.step(0)[0].shape == (64, 64, 3)
     obs, _ = env.reset(seed=0, options={"context_frames": frames})  # actions are optional
     np.testing.assert_array_equal(obs, frames[-1])
+    for none in ([], np.zeros(0, np.int64)):  # one frame: no actions between frames (once a dtype error)
+        obs, _ = env.reset(seed=0, options={"context_frames": frames[-1:], "context_actions": none})
+        np.testing.assert_array_equal(obs, frames[-1])
 
 
 def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
@@ -182,6 +185,10 @@ def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
         with pytest.raises(ValueError, match=message):
             env.reset(seed=0, options=options)
     env.reset(seed=0)
+    first = env.step(1)[0]
+    with pytest.raises(ValueError):  # a refused reset keeps the running dream
+        env.reset(seed=1, options={"context_frames": frames, "context_actions": [0, 7]})
+    assert env.step(1)[0].shape == first.shape
     for action, error in [(3, ValueError), (-1, ValueError), (1.0, TypeError), ("left", TypeError),
                           (True, TypeError)]:
         with pytest.raises(error, match="action"):
@@ -196,7 +203,8 @@ def test_bad_options_actions_and_checkpoints_fail_clearly(run, tmp_path):
     for kw, message in [({"horizon": 0}, "horizon"), ({"context": 0}, "context"),
                         ({"temperature": -1.0}, "temperature"), ({"termination": "maybe"}, "termination"),
                         ({"schedule": "linear"}, "schedule must be None .* or one of"),
-                        ({"passes": 0}, "passes must be None .* or an integer >= 1")]:
+                        ({"passes": 0}, "passes must be None .* or an integer >= 1"),
+                        ({"passes": 10**6}, "passes must be in"), ({"top_k": 10**6}, "exceeds")]:
         with pytest.raises(ValueError, match=message):
             DreamEnv(run, **kw)
 
@@ -432,6 +440,9 @@ def test_headless_play_records_a_video(run, tmp_path):
     (["--fps", "-5"], "--fps must be a number >= 0"),  # once "paced to -5"
     (["--steps", "-1"], "--steps must be >= 0 (0: play on)"),  # once played one step
     (["--threads", "-1"], "--threads must be >= 0 (0: torch's choice)"),
+    (["--seed", "-1"], "--seed must be >= 0"),  # once a gymnasium traceback
+    (["--record", "play.gif"], "--record must end in .mp4"),  # once refused by moviepy after playing
+    (["--passes", "1000"], "--passes must be in [1, codes per frame]"),
     (["--scale", "0"], "--scale must be >= 1"),
     (["--temperature", "-1", "--policy", "random"], "temperature must be"),  # the dream env's check
 ])

@@ -6,6 +6,7 @@ static buffers, the same write-back, run eagerly. Capture itself is CUDA only; o
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 from test_worldmodel import balls, micro_cfg, random_tokens
@@ -266,51 +267,40 @@ def test_generate_takes_passes_and_steps_as_its_deprecated_name(tmp_path, capsys
     with pytest.raises(SystemExit) as e:  # once a FileNotFoundError traceback
         generate.main([*base[:1], str(tmp_path / "nope"), *base[2:]])
     assert e.value.code == 2 and "--checkpoint: " in capsys.readouterr().err
-
-
-def test_bench_adds_up_repeated_lists_and_names_a_missing_checkpoint(tmp_path, capsys):
-    from worldmodel import bench
-
-    args = bench.parse_args(["--preset", "tiny", "--batches", "1", "--batches", "2",
-                             "--train-stages", "tokenizer", "--train-stages", "dynamics"])
-    assert args.batches == [1, 2] and args.train_stages == ["tokenizer", "dynamics"]
-    args = bench.parse_args(["--preset", "tiny"])
-    assert args.batches == [1, 64] and args.train_stages == ["tokenizer", "dynamics"]  # the defaults
-    for argv, message in [(["--checkpoint", str(tmp_path / "nope")], "--checkpoint: "),
-                          (["--preset", "tiny", "--threads", "-1"], "--threads must be >= 0"),
-                          (["--preset", "tiny", "--batches", "0"], "--batches must be >= 1")]:
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    for flag, message in [(["--image", str(tmp_path / "broken.png")], "--image "),  # once PIL's traceback
+                          (["--seed", "-1"], "--seed must be >= 0")]:  # once numpy's traceback
         with pytest.raises(SystemExit) as e:
-            bench.parse_args(argv)
+            generate.main([*base, *flag])
         err = capsys.readouterr().err
         assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    generate.main([*base[:-1], str(tmp_path / "new" / "dir" / "sheet.png")])  # once FileNotFoundError
+    assert (tmp_path / "new" / "dir" / "sheet.png").is_file()
+    assert not list((tmp_path / "new" / "dir").glob(".*partial*"))
 
 
-def _help_entries(text: str) -> dict[str, str]:
-    """--help output -> {option invocation: its help text}."""
-    import re
+def test_a_16_bit_start_image_keeps_its_grey_levels(tmp_path):
+    from PIL import Image
 
-    entries, name = {}, None
-    for line in text.splitlines():
-        if re.match(r"^  -", line):
-            name, _, rest = line.strip().partition("  ")
-            entries[name] = rest.strip()
-        elif name is not None and line.startswith("   "):
-            entries[name] += " " + line.strip()
-        else:
-            name = None
-    return entries
+    from worldmodel.generate import read_image
+
+    grey = np.full((8, 8), 30000, np.uint16)  # ≈ 117 of 255 (PIL's own conversion gives 255)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    img = read_image(tmp_path / "grey16.png")
+    assert img.shape == (8, 8, 3) and img.dtype == np.uint8 and (img == 117).all()
 
 
-@pytest.mark.parametrize("module", ["train", "generate", "dream", "soak", "metrics", "bench", "export"])
-def test_every_cli_flag_has_help_and_shows_its_default_once(module, capsys):
-    import importlib
+def test_generate_refuses_mis_shaped_inputs_in_the_callers_terms():
+    torch.manual_seed(0)
+    model = WorldModel(micro_cfg()).eval()
+    ctx = balls(4)
 
-    cli = importlib.import_module(f"worldmodel.{module}")
-    with pytest.raises(SystemExit) as e:
-        cli.main(["--help"])
-    assert e.value.code == 0
-    entries = _help_entries(capsys.readouterr().out)
-    assert len(entries) > 3, entries
-    for name, text in entries.items():
-        assert text.count("default") <= 1, (name, text)  # once "(default: torch's choice) (default: None)"
-        assert text.replace("(default:", "").strip() and not text.startswith("(default:"), (name, text)
+    def ids(*shape):
+        return torch.zeros(shape, dtype=torch.long)
+
+    for kw, message in [(dict(actions=ids(1, 3)), r"got shapes \(4, 32, 32, 3\) and \(1, 3\)"),
+                        (dict(actions=ids(3), num_samples=3, context_actions=ids(2)), r"must be \(1, 3"),
+                        (dict(actions=ids(0)), "at least one"),
+                        (dict(context_frames=ctx[:0], actions=ids(3)), "at least one")]:
+        with pytest.raises(ValueError, match=message):
+            model.generate(**{"context_frames": ctx, **kw})

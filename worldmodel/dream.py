@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +66,10 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--steps must be >= 0 (0: play on), got {args.steps}")
     if args.threads < 0:
         p.error(f"--threads must be >= 0 (0: torch's choice), got {args.threads}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    if args.record and Path(args.record).suffix.lower() != ".mp4":  # known before playing, not after
+        p.error(f"--record must end in .mp4, got {args.record!r}")
 
 
 def parse_args(argv=None, p: argparse.ArgumentParser | None = None) -> argparse.Namespace:
@@ -93,7 +98,7 @@ def main(argv=None) -> dict:
                        device=args.device, top_k=args.top_k, termination=args.termination,
                        schedule=args.schedule, passes=args.passes)
     except (ValueError, OSError) as e:  # a bad setting, or a missing or damaged checkpoint
-        p.error(str(e))
+        p.error(str(e).replace("passes must", "--passes must"))
     real = env.core.real if args.side_by_side else None  # the scene the dream's contexts come from
     keys = env.core.real.unwrapped.get_keys_to_action()
     if args.policy == "keys":

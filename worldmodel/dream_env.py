@@ -27,8 +27,10 @@ an episode whose per-step hazard is 0.3. ``"threshold"`` (p > 0.5) and ``"off"``
 ``info["termination_prob"]``. ``truncated`` becomes True after ``horizon`` steps.
 
 **Determinism.** The model's torch generator is seeded from ``np_random`` at every reset: the same seed
-and actions give the same frames, bit for bit on CPU. A dream alone and the same dream inside a
-``DreamVectorEnv`` batch are identical too (see :class:`DreamCore`).
+and actions give the same frames, bit for bit on CPU at the same torch thread count (another count
+sums in another order: ``worldmodel.dream --threads N`` sets it; ``torch.set_num_threads`` here). A
+dream alone and the same dream inside a ``DreamVectorEnv`` batch are identical too (see
+:class:`DreamCore`).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ from gymnasium import spaces
 
 from envs.actions import check_action as _check_action
 from worldmodel.distributed import resolve_device
-from worldmodel.dynamics import DynamicsState
+from worldmodel.dynamics import DynamicsState, check_passes
 from worldmodel.graphs import step_graph
 from worldmodel.sampling import check_sampling
 
@@ -239,7 +241,10 @@ class DreamCore:
         self.render_fps = self.real.metadata.get("render_fps", 30)
         self.n, self.temperature, self.context, self.top_k = num_rows, float(temperature), int(context), top_k
         self.schedule = self.model.dynamics.check_schedule(schedule)
-        self.passes = self.model.dynamics.check_steps(passes)  # MaskGIT passes per frame
+        self.passes = check_passes(self.cfg.dynamics, passes, "passes")  # MaskGIT passes per frame
+        codes = self.cfg.tokenizer.codebook_size
+        if top_k is not None and top_k > codes:
+            raise ValueError(f"top_k {top_k} exceeds the checkpoint's {codes} codes")
         self.K, self.P = self.cfg.dynamics.context, self.model.dynamics.P
         self.groups: list[_Group] = []
 
@@ -283,7 +288,7 @@ class DreamCore:
             if len(acts) != len(frames) - 1:
                 raise ValueError(f"options['context_actions'] needs {len(frames) - 1} actions (one between "
                                  f"consecutive context frames), got {len(acts)}")
-            acts = np.asarray(acts).reshape(len(acts), *self.action_space.shape)
+            acts = np.asarray(acts, self.action_space.dtype).reshape(len(acts), *self.action_space.shape)
         return frames, acts, {"start": "context_frames"}
 
     # -------------------------------------------------------------- reset / step
@@ -292,8 +297,7 @@ class DreamCore:
                    options: dict | None = None) -> tuple[np.ndarray, list[dict]]:
         """Starts new dreams in ``rows`` (row r draws from rngs[i], seeds[i]); returns first frames, infos."""
         given = self.parse_options(options)
-        self._drop(rows)
-        starts, infos = {}, []
+        starts, infos, new = {}, [], []  # the running dreams are dropped only once the new ones exist
         for row, rng, seed in zip(rows, rngs, seeds):
             if given is None:
                 frames, acts, info = self.real_context(rng, seed)
@@ -310,7 +314,9 @@ class DreamCore:
             tokens = torch.stack([t for _, t, _, _ in items])
             acts = None if no_acts else self.model.prepare_actions(np.stack([a for _, _, a, _ in items]))
             state = self.model.dynamics.start(tokens, acts)
-            self.groups.append(_Group([r for r, _, _, _ in items], state, [g for _, _, _, g in items]))
+            new.append(_Group([r for r, _, _, _ in items], state, [g for _, _, _, g in items]))
+        self._drop(rows)
+        self.groups += new
         self._merge()
         firsts = np.stack([info.pop("first") for info in infos])
         return firsts, infos
@@ -380,7 +386,9 @@ class DreamCore:
 
 class DreamEnv(gym.Env):
     """One dream rollout; see the module docstring. ``checkpoint``: a run directory (or a loaded
-    ``WorldModel``, to share one between envs)."""
+    ``WorldModel``, to share one between envs; it is used in place: moved to the env's device, put in
+    eval mode and, on CPU, its linear layers made batch-invariant: the same weights, small batches
+    padded so that a row's result does not depend on the batch)."""
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
 

@@ -128,6 +128,33 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error("--policy heuristic needs the real scene's state: use it with --env, not --image")
     if args.image and not Path(args.image).is_file():
         p.error(f"--image {args.image}: no such file")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+
+
+def read_image(path) -> np.ndarray:
+    """(H, W, 3) uint8 from any image PIL reads; 16-bit images are scaled to 8 bits (PIL's own
+    conversion clips them to white)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode in ("I", "I;16", "I;16B", "I;16L"):
+            a = np.round(np.asarray(img, np.float64) / 257.0).clip(0, 255).astype(np.uint8)  # 65535 -> 255
+            return np.repeat(a[..., None], 3, axis=-1)
+        return np.asarray(img.convert("RGB"))
+
+
+def write_png(image: np.ndarray, path: Path) -> None:
+    """Writes a PNG atomically (temp file + rename), creating its folder."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    try:
+        Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv=None) -> Path:
@@ -166,9 +193,10 @@ def main(argv=None) -> Path:
         real = frames[args.context:]
         horizon = min(args.horizon, len(actions))
     else:
-        from PIL import Image
-
-        img = np.asarray(Image.open(args.image).convert("RGB"))
+        try:
+            img = read_image(args.image)
+        except OSError as e:  # not an image PIL can read
+            p.error(f"--image {args.image}: {e}")
         context, ctx_actions = img[None], None
         actions = _actions(cfg.action_space, args.policy, args.horizon, rng)
         horizon = args.horizon
@@ -192,9 +220,7 @@ def main(argv=None) -> Path:
     video = [grid([upscale(t[i], k) for t in tiles], labels, cols=len(tiles)) for i in range(horizon)]
     out_path = Path(args.out)
     if out_path.suffix.lower() == ".png":
-        from PIL import Image
-
-        Image.fromarray(np.concatenate(video[:: max(1, horizon // 8)], 0)).save(out_path)
+        write_png(np.concatenate(video[:: max(1, horizon // 8)], 0), out_path)
     else:
         write_mp4(video, out_path, fps=args.fps)
     print(f"wrote {out_path} ({len(tiles)} tiles × {horizon} frames)")

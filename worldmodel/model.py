@@ -171,13 +171,23 @@ class WorldModel(nn.Module):
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         frames = self.prepare_frames(context_frames)
         acts = self.prepare_actions(actions)
+        given = f"{tuple(frames.shape)} and {tuple(acts.shape)}"
         if frames.dim() == 4:  # one rollout
             frames, acts = frames[None], acts[None]
             context_actions = None if context_actions is None else self.prepare_actions(context_actions)[None]
         B = frames.shape[0]
-        if frames.dim() != 5 or acts.dim() < 2 or acts.shape[0] != B:
-            raise ValueError(f"context_frames (B, C, H, W, 3) need actions (B, horizon[, k]); got shapes "
-                             f"{tuple(frames.shape)} and {tuple(acts.shape)}")
+        step_dims = 0 if self.cfg.action_space["type"] == "discrete" else 1  # one action: () or (k,)
+        if frames.dim() != 5 or acts.dim() != 2 + step_dims or acts.shape[0] != B:
+            raise ValueError(f"context_frames (B, C, H, W, 3) need actions (B, horizon[, k]), and "
+                             f"(C, H, W, 3) need (horizon[, k]); got shapes {given}")
+        C = frames.shape[1]
+        if C < 1 or acts.shape[1] < 1:
+            raise ValueError(f"need at least one context frame and one action, got {C} and {acts.shape[1]}")
+        if context_actions is not None:
+            ca = self.prepare_actions(context_actions, "context_actions")
+            if tuple(ca.shape[:2]) != (B, C - 1) or ca.dim() != 2 + step_dims:
+                raise ValueError(f"context_actions must be ({B}, {C - 1}[, k]) for {C} context frames, got "
+                                 f"shape {tuple(ca.shape)}")
         horizon = horizon or acts.shape[1]
         if acts.shape[1] < horizon:
             raise ValueError(f"actions must be ({B}, >= {horizon}[, k]) for {B} rollouts of {horizon} "
