@@ -34,12 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     ns = build_parser().parse_args(argv)
     from collect.runner import WorkerError, collect_dataset
+    from collect.writer_process import WriterProcessError
 
     try:
         summary = collect_dataset(CollectArgs(**vars(ns)))
     except CollectError as e:
         die(PROG, str(e))
-    except WorkerError as e:
+    except (WorkerError, WriterProcessError) as e:  # a worker or the shard writer failed or died
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

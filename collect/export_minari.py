@@ -68,24 +68,48 @@ def export(path: str | Path, dataset_id: str | None = None, root: str | Path | N
     if not len(ds):
         raise ValueError(f"{path} holds no episodes yet")
     data_dir = Path(root or default_root()) / dataset_id / "data"
-    if data_dir.exists():
-        if not overwrite:
-            raise ValueError(f"{data_dir} exists; pass --overwrite to replace it")
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    if data_dir.exists() and not overwrite:
+        raise ValueError(f"{data_dir} exists; pass --overwrite to replace it")
+    # built beside it and swapped in at the end: a failed export leaves the old one as it was
+    stage, old = data_dir.with_name(".data.partial"), data_dir.with_name(".data.old")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
     env = ds.make_env()
-    tmp = data_dir / "main_data.hdf5.tmp"
-    with h5py.File(tmp, "w", libver=("v110", "v110"), track_order=True) as out:
+    try:
+        _write_episodes(ds, stage, data_dir, copy)
+        meta = _metadata(ds, env, dataset_id, path, copy, stage)
+        (stage / "metadata.json").write_text(json.dumps(meta))
+        if data_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(data_dir, old)
+        os.rename(stage, data_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        env.close()
+    return data_dir
+
+
+def _write_episodes(ds, stage: Path, data_dir: Path, copy: bool) -> None:
+    """``main_data.hdf5`` in ``stage``: each episode copied, or an external link to its shard (relative
+    to ``data_dir``, where the file will live)."""
+    with h5py.File(stage / "main_data.hdf5", "w", libver=("v110", "v110"), track_order=True) as out:
         for k in range(len(ds)):
             shard, index = str(ds.table["shard"][k]), int(ds.indices[k])
             src = (ds.root / shard).resolve()
-            if copy:
-                with h5py.File(src, "r") as f:
-                    f.copy(f[f"episode_{index}"], out, name=f"episode_{k}")
-            else:
+            if not copy:
                 out[f"episode_{k}"] = h5py.ExternalLink(os.path.relpath(src, data_dir.resolve()),
                                                         f"/episode_{index}")
-    os.replace(tmp, data_dir / "main_data.hdf5")
+                continue
+            try:
+                with h5py.File(src, "r") as f:
+                    f.copy(f[f"episode_{index}"], out, name=f"episode_{k}")
+            except (OSError, RuntimeError, KeyError) as e:  # h5py's errors for a damaged file
+                raise DatasetError(f"cannot copy episode {index} of {shard} ({e}); "
+                                   f"`python -m collect.verify {ds.root}` names the damage") from None
+
+
+def _metadata(ds, env, dataset_id: str, path, copy: bool, stage: Path) -> dict:
     s = ds.settings
     spec = env.spec
     meta = {
@@ -101,7 +125,7 @@ def export(path: str | Path, dataset_id: str | None = None, root: str | Path | N
         "algorithm_name": ds.metadata["policy"],
         "author": ["WorldGym collect"],
         "code_permalink": "",
-        "dataset_size": round(sum(f.stat().st_size for f in data_dir.iterdir()) / 1e6, 1),
+        "dataset_size": round(sum(f.stat().st_size for f in stage.iterdir()) / 1e6, 1),
         "requirements": [],
         "description": (f"{s['env_id']} {s['width']}x{s['height']}, policy {ds.metadata['policy']}, seed "
                         f"{s['seed']}; exported from {Path(path).resolve()} ("
@@ -113,9 +137,7 @@ def export(path: str | Path, dataset_id: str | None = None, root: str | Path | N
     }
     if meta["env_spec"] is None:
         del meta["env_spec"]
-    (data_dir / "metadata.json").write_text(json.dumps(meta))
-    env.close()
-    return data_dir
+    return meta
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,7 +69,8 @@ class NoisyPolicy(Policy):
     """The heuristic with probability ``1 - eps``, otherwise a uniform random action."""
 
     def __init__(self, env, eps: float):
-        self.spec = f"noisy:{eps:g}"
+        short = f"{eps:g}"  # "noisy:0.2", as always; exact where 6 digits would merge two rates
+        self.spec = f"noisy:{short if float(short) == eps else repr(float(eps))}"
         self.eps = eps
         self.heuristic = HeuristicPolicy(env)
         self.random = RandomPolicy(env)

@@ -138,13 +138,20 @@ def _check_out_dir(out: Path, args: CollectArgs) -> list[tuple[Path, dict]]:
     return parts
 
 
-def _overwrite(out: Path, plan: Plan, parts: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
-    """``--overwrite``: deletes this slice's files and every part made with other settings; the parts
-    of other slices with this run's settings stay (``--shard I/N`` jobs may share a directory, and one
-    slice's --overwrite must not delete its siblings' work). Returns the parts kept."""
+def _siblings(plan: Plan, parts: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """The parts an ``--overwrite`` keeps: the other slices of this run's slicing (``--shard I/N``, the
+    same N and settings). A whole run has none: it replaces every part, slices included."""
     own_name = meta_mod.metadata_name(plan.slice_index, plan.slices)
-    kept = [(p, m) for p, m in parts if p.name != own_name
+    return [(p, m) for p, m in parts if plan.slices > 1 and p.name != own_name
+            and list(m.get("slice", (0, 1)))[1] == plan.slices
             and not meta_mod.settings_diff(plan.settings(), m["settings"])]
+
+
+def _overwrite(out: Path, plan: Plan, parts: list[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """``--overwrite``: deletes everything but the parts of sibling slices (``_siblings``: ``--shard I/N``
+    jobs may share a directory, and one slice's --overwrite must not delete its siblings' work).
+    Returns the parts kept."""
+    kept = _siblings(plan, parts)
     kept_files = {p.name for p, _ in kept} | {s["file"] for _, m in kept for s in m["shards"]}
     for n in os.listdir(out):
         if not _is_ours(n) or n.startswith(".lock-") or n in kept_files:
@@ -162,9 +169,7 @@ def _refuse_fewer(out: Path, plan: Plan, parts: list[tuple[Path, dict]], overwri
     every episode. More episodes extend the dataset; the same number continues it. With
     ``--overwrite``, only the parts it keeps count (other slices with the same settings)."""
     if overwrite:
-        own_name = meta_mod.metadata_name(plan.slice_index, plan.slices)
-        parts = [(p, m) for p, m in parts if p.name != own_name
-                 and not meta_mod.settings_diff(plan.settings(), m["settings"])]
+        parts = _siblings(plan, parts)
     held = {i for _, m in parts for s in m["shards"] for i in s["episodes"]}
     if held and max(held) >= plan.episodes:
         keep = f"pass --episodes >= {max(held) + 1} to keep them"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -84,14 +85,21 @@ class Grid:
 
 
 def write_video(path: str, grid: Grid, fps: float) -> None:
+    """Encodes to a hidden temp file beside ``path`` and renames it: the video appears only complete."""
     from moviepy import VideoClip
 
     clip = VideoClip(lambda t: grid.frame(min(int(round(t * fps)), grid.length - 1)),
                      duration=grid.length / fps)
-    if path.lower().endswith(".gif"):
-        clip.write_gif(path, fps=fps, logger=None)
-    else:
-        clip.write_videofile(path, fps=fps, logger=None, audio=False)
+    final = Path(path)
+    tmp = final.with_name(f".{final.stem}.partial{final.suffix}")
+    try:
+        if final.suffix.lower() == ".gif":
+            clip.write_gif(str(tmp), fps=fps, logger=None)
+        else:
+            clip.write_videofile(str(tmp), fps=fps, logger=None, audio=False)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,6 +83,17 @@ def parse_args(argv=None) -> Args:
     return Args(**values)
 
 
+def _check_writable(out: Path) -> None:
+    """Creates ``out`` and writes a probe file there (a file in the way or no permission: ``OSError``)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"--out {out} cannot be written: {e.strerror or e}") from None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -97,9 +108,12 @@ def main(argv=None) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         print(f"error: --out {args.out} exists and is not a folder", file=sys.stderr)
         return 2
-    scenes = [e.strip() for e in args.env.split(",") if e.strip()]
+    if args.seed < 0:
+        print(f"error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
+        return 2
+    scenes = list(dict.fromkeys(e.strip() for e in args.env.split(",") if e.strip()))  # each once
     scenes = list(envs.SCENE_IDS) if args.all_scenes else scenes
-    asked = [s.strip() for s in args.predictor.split(",") if s.strip()]
+    asked = list(dict.fromkeys(s.strip() for s in args.predictor.split(",") if s.strip()))
     specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
     try:  # fail fast: bad settings, a bad spec, or a predictor that cannot dream a scene
         check_settings(args.episodes, args.horizon, args.context, args.samples, args.policy, args.tolerance,
@@ -111,8 +125,9 @@ def main(argv=None) -> int:
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:  # the extras are checked before the long evaluation, not after it
+    try:  # the extras and the output folder are checked before the long evaluation, not after it
         transfer, attachments = _extras(args)
+        _check_writable(Path(args.out))
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

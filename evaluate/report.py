@@ -73,10 +73,22 @@ def plot_curves(rows: list[EvalResult], path: Path) -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(rows[0].env_id, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save_figure(fig, path)
     return path
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Temp file + rename, like every output here."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def write_video(result: EvalResult, path: Path, scale: int = 4, fps: float = 8) -> Path | None:
@@ -136,8 +148,8 @@ def _html(report: dict) -> str:
             bad = [e for e in r["episodes"] if e["error"]]
             if bad:
                 items = "".join(f"<li>seed {e['seed']}: {html.escape(e['error'])}</li>" for e in bad)
-                parts.append(f"<p style='color:#b00'>{r['predictor']}: {len(bad)} failed episode(s)"
-                             f"<ul>{items}</ul></p>")
+                parts.append(f"<p style='color:#b00'>{html.escape(r['predictor'])}: {len(bad)} failed "
+                             f"episode(s)<ul>{items}</ul></p>")
         for p in scene["plots"]:
             parts.append(f"<p><img src='{html.escape(p)}' style='max-width:100%'></p>")
         for name, v in scene["videos"].items():
@@ -215,9 +227,7 @@ def plot_transfer(t: dict, path: Path) -> Path:
     ax.set_title(f"{t['env_id']}: dream-to-real transfer (mean ± s.e. in black)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save_figure(fig, path)
     return path
 
 
@@ -262,8 +272,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Temp file + rename: an interrupted run leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")  # not the locale's: the HTML has "—", "Δ", "≥"
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _attach_all(attachments: dict[str, str], out: Path) -> dict[str, str]:

@@ -5,8 +5,9 @@
 
 ROW is one ``EvalResult.to_json()``: env_id, predictor, config (the run's arguments), summary
 (metric → number or null; names in ``METRICS``), curves (psnr, ssim, pos_err, persistence: one value
-per future step), checks (check → fraction of rollouts flagged), floors (parser and detector errors on
-real frames), episodes (seed, error or null, metrics, flags), wall_time_s. NaN is written as null.
+per future step), checks (check → fraction of the rollouts that measured it flagged; null when none
+did), floors (parser and detector errors on real frames), episodes (seed, error or null, metrics,
+flags), wall_time_s. NaN is written as null.
 Every scene's rows start with the reference rows ``real``, ``real-perturbed``, ``copy-last``.
 """
 from __future__ import annotations

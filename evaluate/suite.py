@@ -33,7 +33,7 @@ from evaluate.metrics import (
     present,
     reference_area,
 )
-from evaluate.metrics.coherence import ABNORMAL, CHECKS, coherence, flags
+from evaluate.metrics.coherence import ABNORMAL, coherence, flags, rates
 from evaluate.parser import DEFAULT_TOLERANCE, Catalogue, track, unoccluded
 from evaluate.predictors import Predictor, RealRedrawn, make_predictor
 from evaluate.rollouts import POLICIES, Episode, make_scene, run
@@ -273,9 +273,9 @@ def _aggregate(results: list[dict], T: int) -> tuple[dict, dict, dict, dict]:
     if with_control:  # ΔtPSNR from the MSE pooled over every rollout, like the PSNR curve
         summary.update(control.delta_psnr(np.concatenate([r["mse_true"] for r in with_control]),
                                           np.concatenate([r["mse_random"] for r in with_control])))
-    flagged = [flags({**m, **r["episode"]}) for r in ok for m in r["samples"]]
-    checks = {name: float(np.mean([f[name] for f in flagged])) if flagged else math.nan
-              for name in (*CHECKS, "abnormal")}
+    merged = [{**m, **r["episode"]} for r in ok for m in r["samples"]]
+    flagged = [flags(m) for m in merged]
+    checks = rates(merged, flagged)
     summary["coherence"] = coherence([f["abnormal"] for f in flagged])
     errs = [x for r in ok for x in r["floors"]["parser_errors"]]
     det = {k: sum(r["floors"]["detector"][k] for r in ok)
@@ -366,10 +366,9 @@ def _episode_json(r: dict) -> dict:
     if r["error"]:
         return {"seed": r["seed"], "error": r["error"], "traceback": r.get("traceback")}
     metrics = {k: nanmean([m[k] for m in r["samples"]]) for k in r["samples"][0]}
-    fl = [flags({**m, **r["episode"]}) for m in r["samples"]]
+    merged = [{**m, **r["episode"]} for m in r["samples"]]
     return {"seed": r["seed"], "error": None, "terminated_at": r["terminated_at"],
-            "metrics": {**metrics, **r["episode"]},
-            "flags": {name: float(np.mean([f[name] for f in fl])) for name in (*CHECKS, "abnormal")}}
+            "metrics": {**metrics, **r["episode"]}, "flags": rates(merged, [flags(m) for m in merged])}
 
 
 __all__ = ["run_suite", "EvalResult", "Reference", "ABNORMAL"]

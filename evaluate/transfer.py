@@ -530,7 +530,10 @@ def run(args: Args, command: str = "") -> dict:
         print(f"note: {args.eval_episodes} evaluation episodes (< 20): the returns are noisy",
               file=sys.stderr)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission: before any training
+        raise TransferError(f"--out {out} cannot be created: {e.strerror or e}") from None
     seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     progress = not args.quiet
     policies: dict = {}

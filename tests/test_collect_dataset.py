@@ -181,6 +181,27 @@ def test_minari_loads_the_export(data_dir, ds, tmp_path, monkeypatch):
         assert m.recover_environment().spec.id == ds.env_id
 
 
+def test_a_failed_minari_re_export_keeps_the_old_one(data_dir, tmp_path, capsys):
+    from collect.export_minari import main as export_main
+
+    root = tmp_path / "minari"
+    args = ["--root", str(root), "--dataset-id", "worldgym/test/copy-v0", "--copy"]
+    assert export_main([str(data_dir), *args]) == 0
+    data = root / "worldgym/test/copy-v0/data"
+    before = {f.name: f.read_bytes() for f in data.iterdir()}
+    damaged = tmp_path / "damaged"
+    shutil.copytree(data_dir, damaged)
+    shard = json.loads((damaged / "metadata.json").read_text())["shards"][0]
+    cut = (damaged / shard["file"]).read_bytes()
+    (damaged / shard["file"]).write_bytes(cut[: len(cut) // 2])
+    with pytest.raises(SystemExit) as e:  # once h5py's traceback, after deleting the old export
+        export_main([str(damaged), *args, "--overwrite"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"cannot copy episode {shard['episodes'][0]} of {shard['file']}" in err
+    assert {f.name: f.read_bytes() for f in data.iterdir()} == before
+    assert sorted(p.name for p in data.parent.iterdir()) == ["data"]  # no partial left
+
+
 def test_inspect_and_video(data_dir, tmp_path, capsys):
     from collect.inspect import main as inspect_main
     from collect.video import main as video_main

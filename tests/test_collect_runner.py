@@ -247,6 +247,20 @@ def test_overwrite_on_one_slice_keeps_its_siblings(tmp_path):
     np.testing.assert_array_equal(open_dataset(out).indices, [1, 3, 5])
 
 
+def test_overwrite_of_a_whole_run_replaces_every_slice(tmp_path):
+    """Slices are siblings only of slices: a whole run's --overwrite (once "0 collected, complete",
+    keeping the slices' old episodes) collects everything anew, and so does a slice over a whole run."""
+    out = tmp_path / "sliced"
+    for i in range(2):
+        make_dataset(out, episodes=6, shard=f"{i}/2")
+    s = make_dataset(out, episodes=6, overwrite=True)
+    assert s.collected == 6 and s.complete
+    assert sorted(p.name for p in out.glob("metadata*.json")) == ["metadata.json"]
+    s = make_dataset(out, episodes=6, shard="0/2", overwrite=True)
+    assert s.collected == 3 and sorted(p.name for p in out.glob("metadata*.json")) == ["metadata-0of2.json"]
+    np.testing.assert_array_equal(open_dataset(out).indices, [0, 2, 4])
+
+
 def test_a_truncated_shard_is_collected_again(tmp_path, capsys):
     out, ref = tmp_path / "cut", tmp_path / "ref"
     make_dataset(out, episodes=4)

@@ -51,7 +51,8 @@ def test_real_against_itself_is_exact(env_id):
                 "background"):
         assert s[key] == 0.0 or math.isnan(s[key]), (key, s[key])
     assert s["gravity_err"] == 0.0 or math.isnan(s["gravity_err"])
-    assert all(v == 0.0 for v in r.checks.values()), r.checks
+    assert all(v == 0.0 or math.isnan(v) for v in r.checks.values()), r.checks  # NaN: not measured
+    assert r.checks["abnormal"] == 0.0 and r.checks["persistence"] == 0.0
     assert s["psnr@1"] == fidelity.MAX_PSNR and s["ssim@8"] == 1.0
     assert s["cf_cos"] == 1.0 or math.isnan(s["cf_cos"])
     assert s["outcome_acc"] == 1.0
@@ -267,6 +268,7 @@ QUICK = ["--episodes", "1", "--horizon", "4", "--samples", "1", "--quiet", "--no
     (["--policy", "greedy"], "unknown policy 'greedy'"),
     (["--tolerance", "-1"], "--tolerance must be >= 0"),
     (["--start", "-5"], "--start must be >= 0"),
+    (["--seed", "-3"], "--seed must be >= 0"),  # once an all-NaN report
 ])
 def test_cli_checks_everything_before_it_runs_anything(tmp_path, capsys, argv, message):
     from evaluate.__main__ import main
@@ -278,6 +280,43 @@ def test_cli_checks_everything_before_it_runs_anything(tmp_path, capsys, argv, m
     assert message in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["report.json"]
     assert (out / "report.json").read_text() == "an earlier report"
+
+
+def test_cli_refuses_an_unwritable_out_before_it_evaluates(tmp_path, capsys, monkeypatch):
+    from evaluate import __main__ as cli
+
+    (tmp_path / "afile").write_text("")
+    ran = []
+    monkeypatch.setattr(cli, "run_suite", lambda *a, **k: ran.append(a))
+    assert cli.main([*QUICK, "--out", str(tmp_path / "afile" / "sub")]) == 2  # once a traceback at the end
+    assert "cannot be written" in capsys.readouterr().err and not ran
+
+
+def test_cli_evaluates_a_repeated_predictor_or_scene_once(tmp_path, monkeypatch):
+    """Once evaluated twice: two rows sharing one video file, or one scene's result replacing the other."""
+    from evaluate import __main__ as cli
+
+    specs, scenes = [], []
+    real_make = cli.make_predictor
+    monkeypatch.setattr(cli, "make_predictor", lambda spec: specs.append(spec) or real_make(spec))
+
+    def suite(env_id, *args, **kwargs):
+        scenes.append(env_id)
+        raise RuntimeError("not evaluated in this test")
+
+    monkeypatch.setattr(cli, "run_suite", suite)
+    cli.main([*QUICK, "--predictor", "corrupt:shift,corrupt:shift", "--env", f"{BB},{BB}",
+              "--out", str(tmp_path / "r")])
+    assert specs.count("corrupt:shift") == 1 and scenes == [BB]
+
+
+def test_a_check_whose_metric_was_never_measured_is_nan_not_passed():
+    from evaluate.metrics.coherence import flags, rates
+
+    measured = [{"cf_fail": 1.0}, {"cf_fail": float("nan")}, {}]
+    r = rates(measured, [flags(m) for m in measured])
+    assert r["counterfactual"] == 1.0  # over the one rollout that measured it, not 1/3
+    assert math.isnan(r["gravity"]) and r["abnormal"] == 0.0
 
 
 def test_cli_exit_status_is_2_when_a_predictor_fails_every_episode(tmp_path, capsys, monkeypatch):

@@ -19,10 +19,14 @@ class Check:
     threshold: float
     doc: str
 
-    def fires(self, metrics: dict) -> bool:
+    def measured(self, metrics: dict) -> bool:
         v = metrics.get(self.metric, math.nan)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        return not (v is None or (isinstance(v, float) and math.isnan(v)))
+
+    def fires(self, metrics: dict) -> bool:
+        if not self.measured(metrics):
             return False
+        v = metrics[self.metric]
         return v < self.threshold if self.op == "<" else v > self.threshold
 
 
@@ -46,6 +50,17 @@ def flags(metrics: dict) -> dict[str, bool]:
     flagged = {name: check.fires(metrics) for name, check in CHECKS.items()}
     flagged["abnormal"] = any(flagged[name] for name in ABNORMAL)
     return flagged
+
+
+def rates(metrics: list[dict], flagged: list[dict]) -> dict[str, float]:
+    """Check → fraction of the rollouts *that measured its metric* flagged (NaN when none did: a check
+    never measured has not passed); "abnormal" over all rollouts."""
+    out = {}
+    for name, check in CHECKS.items():
+        seen = [f[name] for m, f in zip(metrics, flagged) if check.measured(m)]
+        out[name] = sum(seen) / len(seen) if seen else math.nan
+    out["abnormal"] = sum(f["abnormal"] for f in flagged) / len(flagged) if flagged else math.nan
+    return out
 
 
 def coherence(abnormal: list[bool]) -> float:
