@@ -272,7 +272,9 @@ class Platformer(PymunkScene):
             d = m.data
             spots.append((d["u"], d["base"][1] - d["amp"] * d["axis"][1] - MOVER_H / 2 - 14.0))
         spots = [spots[i] for i in self.np_random.permutation(len(spots))]
-        on_floor = [self.uniform(PAD, max(PAD, self.goal_u - DOOR_W)) for _ in range(3 * n)]
+        lo, hi = WALL + COIN_R + 2, self.world_width - WALL - COIN_R - 2  # off the walls (narrow frames)
+        a, b = min(max(PAD, lo), hi), min(max(PAD, self.goal_u - DOOR_W), hi)
+        on_floor = [self.uniform(a, max(a, b)) for _ in range(3 * n)] if lo <= hi else []
         spots += [(u, self.floor_y - 12.0) for u in on_floor
                   if self._free(u, u, self.pits, gap=COIN_R + 4)]
         self.coins, placed = [], []

@@ -5,7 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from envs.platformer import CHAR_H, CHAR_R, MOVER_H
+from envs.platformer import CHAR_H, CHAR_R, COIN_R, MOVER_H, WALL
 
 FLAT = {"num_pits": (0, 0), "num_ledges": (0, 0), "num_movers": (0, 0), "num_coins": (0, 0)}
 NOOP, RIGHT, JUMP = 0, 2, 3
@@ -121,6 +121,9 @@ def test_narrow_frames_are_not_won_where_the_character_starts(size):
     env = gym.make("WorldGym/Platformer-v0", width=size[0], height=size[1])
     for seed in range(3):
         env.reset(seed=seed)
+        scene = env.unwrapped
+        if scene.world_width > 2 * (WALL + COIN_R):  # room for a coin (not at 32×512: 16 units wide)
+            assert all(WALL < c.body.position.x < scene.world_width - WALL for c in scene.coins)
         _, r, term, *_ = env.step(NOOP)
         assert not term and r < 5.0
         for _ in range(60):
