@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -327,14 +328,17 @@ def test_a_resume_with_minutes_keeps_its_learning_rate_until_the_new_plan(tmp_pa
     follows the stretched schedule, which ends in time."""
     from worldmodel.schedule import DeadlinePlanner
 
-    def fake_clock():
-        fake_clock.t = time.time() if fake_clock.t is None else fake_clock.t + 0.2
+    def fake_clock():  # the planner's: 0.2 s per step from the trainer's frozen start
+        fake_clock.t = frozen if fake_clock.t is None else fake_clock.t + 0.2
         return fake_clock.t
 
     run = tmp_path / "r"
     train.main(_args(run, "--stage", "tokenizer"))
-    fake_clock.t = None
+    fake_clock.t, frozen = None, time.time()
     monkeypatch.setattr(train, "DeadlinePlanner", lambda *a: DeadlinePlanner(*a, clock=fake_clock))
+    # the trainer's own clock stands still: its hard deadline (real seconds) must not cut the plan short
+    # on a loaded machine (it did, with the suite niced beside a training run)
+    monkeypatch.setattr(train, "time", types.SimpleNamespace(time=lambda: frozen, strftime=time.strftime))
     train.main(_args(run, "--resume", "--stage", "tokenizer", "--minutes", "0.5", steps=100_000))
     state = json.loads((run / "tokenizer" / "train_state.json").read_text())
     assert state["calibrated"] and state["done"] and state["planned_steps"] > 100
