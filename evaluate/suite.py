@@ -338,7 +338,7 @@ def run_suite(env_id: str, predictor: str | Predictor, episodes: int = 32, horiz
     check_settings(episodes, horizon, context, samples, policy, tolerance, start)
     pred = make_predictor(predictor)
     cfg = _Config(env_id, episodes, horizon, context, samples, policy, seed, options, width, height, start,
-                  tolerance, controllability, diversity)
+                  tolerance, controllability, diversity and samples >= 2)  # as run: it needs 2 samples
     t0 = time.perf_counter()
     scene = check_scene(env_id, pred, width, height, options)
     action_space = scene.action_space

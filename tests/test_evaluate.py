@@ -465,3 +465,10 @@ def test_run_suite_checks_tolerance_and_start_like_the_cli():
         run_suite(BB, "copy-last", episodes=1, horizon=2, tolerance=-1)
     with pytest.raises(ValueError, match="--start must be >= 0"):
         run_suite(BB, "copy-last", episodes=1, horizon=2, start=-5)
+
+
+def test_config_records_diversity_only_when_it_ran():
+    one = run_suite(BB, "copy-last", episodes=1, horizon=2, samples=1, controllability=False, progress=False)
+    two = run_suite(BB, "copy-last", episodes=1, horizon=2, samples=2, controllability=False, progress=False)
+    assert one.config["diversity"] is False and "div_ratio" not in one.summary  # once recorded as run
+    assert two.config["diversity"] is True
