@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:  # the extras and the output folder are checked before the long evaluation, not after it
-        transfer, attachments = _extras(args)
+        transfer, attachments = _extras(args, scenes)
         _check_writable(Path(args.out))
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -178,8 +178,9 @@ def _psnr_times(horizon: int) -> list[int]:
     return sorted({1, horizon, *(t for t in (8, 16, 32) if t <= horizon)})
 
 
-def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
-    """The --transfer JSON (validated) and the --attach videos (caption → path; the report copies them)."""
+def _extras(args: Args, scenes: list[str]) -> tuple[dict | None, dict[str, str]]:
+    """The --transfer JSON (validated, and about one of ``scenes``) and the --attach videos (caption →
+    path; the report copies them)."""
     transfer = None
     if args.transfer:
         from evaluate.transfer import load_transfer
@@ -191,6 +192,9 @@ def _extras(args: Args) -> tuple[dict | None, dict[str, str]]:
                              "(write it with python -m evaluate.transfer)") from None
         except ValueError as e:
             raise ValueError(f"--transfer {args.transfer}: not a valid transfer.json ({e})") from None
+        if transfer["env_id"] not in scenes:
+            raise ValueError(f"--transfer {args.transfer} is about {transfer['env_id']}, which this report "
+                             f"does not evaluate ({', '.join(scenes)})")
     attachments: dict[str, str] = {}
     for item in (s.strip() for s in args.attach.split(",")):
         if not item:

@@ -161,7 +161,7 @@ def test_transfer_figures_formula_and_reliability():
     assert f["transfer_ratio"] is None and not f["transfer_ratio_reliable"]
 
 
-def test_evaluate_report_carries_the_transfer_section_and_attachments(tmp_path):
+def test_evaluate_report_carries_the_transfer_section_and_attachments(tmp_path, capsys):
     from evaluate.__main__ import main as evaluate_main
 
     pol = {"random": {"real": _stats([-1.0, 0.0])},
@@ -191,3 +191,8 @@ def test_evaluate_report_carries_the_transfer_section_and_attachments(tmp_path):
     # a missing transfer.json or video fails before the evaluation, with a one-line error
     assert evaluate_main(["--transfer", str(tmp_path / "none.json"), "--out", str(out)]) == 2
     assert evaluate_main(["--attach", str(tmp_path / "none.mp4"), "--out", str(out)]) == 2
+    # a transfer.json about another scene is refused (once embedded without a word)
+    assert evaluate_main(["--env", "WorldGym/TopDown-v0", "--transfer", str(tmp_path / "transfer.json"),
+                          "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is about WorldGym/BouncingBalls-v0, which this report does not evaluate" in err
