@@ -377,10 +377,10 @@ def test_attach_captions_default_to_the_file_stem_and_must_differ(tmp_path, caps
     from evaluate.__main__ import _extras, main, parse_args
 
     a, b, dream = _clips(tmp_path, "a/v.mp4", "b/v.mp4", "dream.mp4")
-    _, attachments = _extras(parse_args(["--attach", f"{a},real | dream={dream}"]))
+    _, attachments = _extras(parse_args(["--attach", f"{a},real | dream={dream}"]), [BB])
     assert attachments == {"v": str(a), "real | dream": str(dream)}
     with pytest.raises(ValueError, match="caption 'v' is used twice"):
-        _extras(parse_args(["--attach", f"{a},{b}"]))
+        _extras(parse_args(["--attach", f"{a},{b}"]), [BB])
     out = tmp_path / "r"
     out.mkdir()
     assert main([*QUICK, "--out", str(out), "--attach", f"x={a}", "--attach", f"x={b}"]) == 2
