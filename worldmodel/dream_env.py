@@ -242,9 +242,7 @@ class DreamCore:
         self.n, self.temperature, self.context, self.top_k = num_rows, float(temperature), int(context), top_k
         self.schedule = self.model.dynamics.check_schedule(schedule)
         self.passes = check_passes(self.cfg.dynamics, passes, "passes")  # MaskGIT passes per frame
-        codes = self.cfg.tokenizer.codebook_size
-        if top_k is not None and top_k > codes:
-            raise ValueError(f"top_k {top_k} exceeds the checkpoint's {codes} codes")
+        self.model.check_top_k(top_k)
         self.K, self.P = self.cfg.dynamics.context, self.model.dynamics.P
         self.groups: list[_Group] = []
 

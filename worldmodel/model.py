@@ -100,6 +100,12 @@ class WorldModel(nn.Module):
             return a.long()
         return a.float()
 
+    def check_top_k(self, top_k: int | None) -> None:
+        """``ValueError`` for a top-k above this checkpoint's codebook (what only the checkpoint knows)."""
+        codes = self.cfg.tokenizer.codebook_size
+        if top_k is not None and top_k > codes:
+            raise ValueError(f"top_k {top_k} exceeds the checkpoint's {codes} codes")
+
     # -------------------------------------------------------------- streaming
     @torch.no_grad()
     def reset(self, context_frames, context_actions=None, temperature: float = 1.0, top_k: int | None = None,
@@ -114,8 +120,7 @@ class WorldModel(nn.Module):
         of tens of seconds)."""
         check_sampling(temperature, top_k)  # the schedule and the passes: by the dynamics, below
         self.dynamics.check_steps(maskgit_steps)
-        if top_k is not None and top_k > self.cfg.tokenizer.codebook_size:
-            raise ValueError(f"top_k {top_k} exceeds the {self.cfg.tokenizer.codebook_size} codes")
+        self.check_top_k(top_k)
         frames = self.prepare_frames(context_frames)
         if frames.dim() != 5:
             raise ValueError(f"context_frames must be (B, C, H, W, 3), got shape {tuple(frames.shape)}")
