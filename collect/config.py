@@ -38,6 +38,9 @@ class CollectArgs:
     """truncate episodes at this many steps (default: the scene's max_episode_steps)"""
     options: str | dict = "{}"
     """scene parameters passed to reset(options=...), as a JSON object"""
+    continuous: bool = False
+    """record the scene's Box(-1, 1) actions (gym.make(..., continuous=True)) instead of Discrete ones,
+    for the scenes that have them (see the README's scene table)"""
     shard: str = "0/1"
     """I/N: collect only episodes with index % N == I (for N machines or an array job)"""
     resume: bool = False
@@ -84,24 +87,29 @@ class Plan:
     chunk_frames: int
     level: int
     identity: dict = field(default_factory=dict)  # policy identity (spec, sb3 checksum)
+    continuous: bool = False
 
     def settings(self) -> dict:
-        """What decides episode contents: compared on resume and when merging slices."""
+        """What decides episode contents: compared on resume and when merging slices. ``continuous``
+        appears only when set, so that datasets collected before it existed still resume."""
+        mode = {"continuous": True} if self.continuous else {}
         return {"env_id": self.env_id, "width": self.width, "height": self.height, "options": self.options,
-                "seed": self.seed, "max_steps": self.max_steps, **self.identity}
+                "seed": self.seed, "max_steps": self.max_steps, **mode, **self.identity}
 
     def make_env(self):
-        return make_env(self.env_id, self.width, self.height, self.max_steps)
+        return make_env(self.env_id, self.width, self.height, self.max_steps, self.continuous)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def make_env(env_id: str, width: int, height: int, max_steps: int | None):
+def make_env(env_id: str, width: int, height: int, max_steps: int | None, continuous: bool = False):
     """The env exactly as the collector steps it (no env checker: it only slows the first calls)."""
     import envs  # noqa: F401  (registers WorldGym/*; workers are fresh processes)
 
     kw = {"max_episode_steps": max_steps} if max_steps else {}
+    if continuous:
+        kw["continuous"] = True
     return gym.make(env_id, render_mode="rgb_array", width=width, height=height,
                     disable_env_checker=True, **kw)
 
@@ -175,7 +183,7 @@ def resolve(args: CollectArgs) -> tuple[Plan, object, object]:
     options = parse_options(args.options)
     width, height = args.width or args.size, args.height or args.size
     try:
-        env = make_env(args.env, width, height, args.max_steps)
+        env = make_env(args.env, width, height, args.max_steps, bool(args.continuous))
     except (ValueError, TypeError) as e:
         raise CollectError(f"cannot make {args.env}: {e}") from None
     except ImportError as e:
@@ -196,5 +204,6 @@ def resolve(args: CollectArgs) -> tuple[Plan, object, object]:
                 seed=int(args.seed), max_steps=int(max_steps), episodes=int(args.episodes),
                 slice_index=slice_index, slices=slices, workers=workers,
                 shard_episodes=args.shard_episodes, shard_mb=float(args.shard_mb),
-                chunk_frames=args.chunk_frames, level=args.level, identity=policy.identity())
+                chunk_frames=args.chunk_frames, level=args.level, identity=policy.identity(),
+                continuous=bool(args.continuous))
     return plan, env, policy

@@ -176,7 +176,7 @@ class Dataset:
         from collect.config import make_env
 
         s = self.settings
-        return make_env(s["env_id"], s["width"], s["height"], s["max_steps"])
+        return make_env(s["env_id"], s["width"], s["height"], s["max_steps"], s.get("continuous", False))
 
     # ------------------------------------------------------------------ reading
     def group(self, i: int) -> tuple[h5py.Group, str]:

@@ -137,8 +137,12 @@ def _check_fits(model, env, path: Path) -> None:
                              f"pass --width {sw} --height {sh}")
         raise ValueError(f"{name} takes observations of shape {shape}, {env_id} makes {obs_space.shape}")
     if _describe(model.action_space) != _describe(act_space):
+        model_discrete, env_discrete = hasattr(model.action_space, "n"), hasattr(act_space, "n")
+        hint = ""
+        if model_discrete != env_discrete:
+            hint = f" (collect {'without' if model_discrete else 'with'} --continuous)"
         raise ValueError(f"{name} acts in {_describe(model.action_space)}, {env_id} takes "
-                         f"{_describe(act_space)}: it was trained on another scene or action mode")
+                         f"{_describe(act_space)}: it was trained on another scene or action mode{hint}")
 
 
 def _describe(space) -> str:

@@ -47,6 +47,8 @@ class Args:
     seed: int = _arg(0, "first episode seed (episode i uses seed + i): held-out seeds are one flag away")
     options: str = _arg("", "JSON dict of reset options (out-of-distribution runs), e.g. "
                         "'{\"gravity\": 600}'")
+    continuous: bool = _arg(False, "the scenes' Box(-1, 1) actions (gym.make(..., continuous=True)), for "
+                            "checkpoints trained on data collected with --continuous")
     out: str = _arg("reports/eval", "output folder for report.json, report.html, plots/, videos/")
     width: int = _arg(64, "frame width")
     height: int = _arg(64, "frame height")
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
         predictors = [make_predictor(s) for s in specs]
         for env_id in scenes:
             for pred in predictors:
-                check_scene(env_id, pred, args.width, args.height, options)
+                check_scene(env_id, pred, args.width, args.height, options, args.continuous)
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -140,7 +142,8 @@ def main(argv=None) -> int:
                                          args.policy, args.seed, options, width=args.width,
                                          height=args.height, start=args.start, tolerance=args.tolerance,
                                          controllability=not args.no_controllability,
-                                         diversity=not args.no_diversity, progress=not args.quiet)
+                                         diversity=not args.no_diversity, progress=not args.quiet,
+                                         continuous=args.continuous)
                                for p in predictors]
         except Exception as e:  # the scene itself is broken: report it, go on with the others
             errors[env_id] = f"{type(e).__name__}: {e}"

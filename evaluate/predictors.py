@@ -146,9 +146,13 @@ class WorldModelPredictor:
             raise ValueError(f"{self.name} was trained on {cfg.env_id}, not {env_id} (evaluate it with "
                              f"--env {cfg.env_id})")
         _check_size(self.name, cfg.tokenizer, width, height)
-        if space_spec(action_space) != cfg.action_space:
-            raise ValueError(f"{self.name} takes actions {cfg.action_space}, {env_id} has "
-                             f"{space_spec(action_space)}")
+        have = space_spec(action_space)
+        if have != cfg.action_space:
+            hint = ""
+            trained_box = cfg.action_space["type"] == "box"
+            if (have["type"] == "box") != trained_box:
+                hint = f" (evaluate it {'with' if trained_box else 'without'} --continuous)"
+            raise ValueError(f"{self.name} takes actions {cfg.action_space}, {env_id} has {have}{hint}")
 
     def predict(self, context_frames, context_actions, future_actions, num_samples, episodes=None):
         seed = int(episodes[0].seed) if episodes else 0

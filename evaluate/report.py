@@ -32,9 +32,9 @@ from evaluate.schema import METRICS, SCHEMA_VERSION, validate
 from evaluate.suite import EvalResult
 
 TABLE = ("psnr@1", "psnr@8", "psnr@16", "psnr@32", "ssim@8", "persistence", "flicker", "teleport_rate",
-         "pos_err", "within_1px", "vel_err", "gravity_err", "collision_precision", "collision_recall",
-         "interpenetration", "outcome_kappa", "coherence", "delta_psnr@4", "delta_psnr@16", "cf_cos",
-         "div_ratio")
+         "pos_err", "within_1px", "vel_err", "speed_gain", "gravity_err", "collision_precision",
+         "collision_recall", "interpenetration", "outcome_kappa", "coherence", "delta_psnr@4",
+         "delta_psnr@16", "cf_cos", "div_ratio")
 FLOORS = ("parser_err_median_px", "parser_err_p90_px", "parser_object_frames",
           "collision_detector_precision", "collision_detector_recall", "gravity_fit_floor",
           "free_flight_segments")

@@ -44,6 +44,7 @@ class Episode:
     height: int = 64
     policy: str = "random"
     start: int = 0
+    continuous: bool = False  # the scene's Box(-1, 1) actions (gym.make(..., continuous=True))
 
 
 @dataclass
@@ -70,7 +71,8 @@ class Rollout:
 
 def make_scene(ep: Episode):
     """The unwrapped scene for an episode (no TimeLimit/order wrappers: rollouts step past the end)."""
-    return gym.make(ep.env_id, render_mode="rgb_array", width=ep.width, height=ep.height).unwrapped
+    mode = {"continuous": True} if ep.continuous else {}
+    return gym.make(ep.env_id, render_mode="rgb_array", width=ep.width, height=ep.height, **mode).unwrapped
 
 
 def make_policy(name: str, scene, seed: int) -> Callable:

@@ -35,6 +35,7 @@ METRICS = {
     "final_err_exceeds": "rollouts whose final position error exceeds an object's radius",
     "vel_err": "mean ‖v̂ − v‖ (px/step)",
     "vel_rel_max": "largest per-object Σ‖v̂ − v‖ / Σ‖v‖ (objects ≥ 0.5 px/step)",
+    "speed_gain": "free flight Σ v̂·v / Σ ‖v‖²: < 1 = the dream slows objects down between contacts",
     "angle_err": "mean orientation error of elongated objects (rad, mod π)",
     "gravity_err": "free flight |ĝ_dream − ĝ_real| / |g|",
     "gravity_err_true": "free flight |ĝ_dream − g| / |g| (on real: the fit floor)",

@@ -138,6 +138,7 @@ class Reference:
         m["within_1px"] = physics.within(rp, dp, pr, pd, 1.0)
         m["final_err_exceeds"] = float(exceeds)
         m["vel_err"], m["vel_rel_max"] = physics.velocity_error(rp, dp, pr, pd)
+        m["speed_gain"] = physics.speed_gain(rp, dp, pr, pd, self.segs)
         m["angle_err"] = physics.orientation_error(real.angle, dream.angle, real.elongation, pr, pd)
         m["gravity_err"], m["gravity_err_true"], m["gravity_abs_err"] = physics.gravity_errors(
             rp, dp, self.segs, w.gravity)
@@ -178,6 +179,7 @@ class _Config:
     tolerance: int
     controllability: bool
     diversity: bool
+    continuous: bool = False
 
 
 def _predict(pred: Predictor, cf, ca, fa, samples: int, ep: Episode) -> np.ndarray:
@@ -310,14 +312,15 @@ def check_settings(episodes: int, horizon: int, context: int, samples: int, poli
         raise ValueError(f"--start must be >= 0 (policy steps before the context), got {start}")
 
 
-def check_scene(env_id: str, pred: Predictor, width: int, height: int, options: dict | None):
+def check_scene(env_id: str, pred: Predictor, width: int, height: int, options: dict | None,
+                continuous: bool = False):
     """The scene, made and reset with ``options`` (a bad option fails here, once, not in every
     episode), after checking that ``pred`` can dream it (``check_scene``: its scene, size, actions).
     ``ValueError`` otherwise."""
     try:
-        scene = make_scene(Episode(env_id, 0, options, width, height, "noop", 0))
+        scene = make_scene(Episode(env_id, 0, options, width, height, "noop", 0, continuous))
         scene.reset(seed=0, options=options)
-    except (gym.error.Error, TypeError) as e:
+    except (gym.error.Error, TypeError, ValueError) as e:
         raise ValueError(f"{env_id}: {e}") from None
     check = getattr(pred, "check_scene", None)
     if check is not None:
@@ -329,25 +332,27 @@ def run_suite(env_id: str, predictor: str | Predictor, episodes: int = 32, horiz
               context: int = 4, samples: int = 4, policy: str = "random", seed: int = 0,
               options: dict | None = None, *, width: int = 64, height: int = 64, start: int = 0,
               tolerance: int = DEFAULT_TOLERANCE, controllability: bool = True, diversity: bool = True,
-              progress: bool = True) -> EvalResult:
+              progress: bool = True, continuous: bool = False) -> EvalResult:
     """Evaluates ``predictor`` on ``episodes`` real episodes of ``env_id`` (seeds ``seed …``).
 
     ``context`` real frames (≥ 1) start each dream of ``horizon`` frames, ``samples`` dreams each;
-    ``policy`` (random | heuristic | noop) picks the real actions; ``options`` go to ``reset`` (OOD).
+    ``policy`` (random | heuristic | noop) picks the real actions; ``options`` go to ``reset`` (OOD);
+    ``continuous``: the scene's Box actions (``gym.make(..., continuous=True)``) instead of Discrete.
     """
     check_settings(episodes, horizon, context, samples, policy, tolerance, start)
     pred = make_predictor(predictor)
     cfg = _Config(env_id, episodes, horizon, context, samples, policy, seed, options, width, height, start,
-                  tolerance, controllability, diversity and samples >= 2)  # as run: it needs 2 samples
+                  tolerance, controllability, diversity and samples >= 2,  # as run: it needs 2 samples
+                  continuous)
     t0 = time.perf_counter()
-    scene = check_scene(env_id, pred, width, height, options)
+    scene = check_scene(env_id, pred, width, height, options, continuous)
     action_space = scene.action_space
     names = scene.ACTIONS if not getattr(scene, "continuous", False) else None
     results = []
     bar = tqdm(range(episodes), desc=f"{env_id.split('/')[-1]} {pred.name}", disable=not progress,
                file=sys.stderr, leave=False)
     for i in bar:
-        ep = Episode(env_id, seed + i, options, width, height, policy, start)
+        ep = Episode(env_id, seed + i, options, width, height, policy, start, continuous)
         try:
             results.append(_episode(pred, ep, cfg, action_space, names))
         except Exception as exc:  # a failed episode is reported, not hidden

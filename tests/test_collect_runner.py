@@ -186,6 +186,20 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv, messag
         assert all(i in lines[0] for i in envs.SCENE_IDS)
 
 
+def test_continuous_records_box_actions_that_replay_exactly(tmp_path):
+    make_dataset(tmp_path / "box", episodes=2, max_steps=15, continuous=True)
+    ds = open_dataset(tmp_path / "box")
+    assert ds.settings["continuous"] is True
+    env = ds.make_env()
+    assert env.action_space.shape == (1,)
+    e = ds.episode(0)
+    assert e.actions.dtype == np.float32 and e.actions.shape == (len(e.actions), 1)
+    obs, _ = env.reset(seed=e.seed, options=ds.settings["options"] or None)
+    for a, want in zip(e.actions, e.observations[1:]):
+        obs = env.step(a)[0]
+        np.testing.assert_array_equal(obs, want)
+
+
 def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
     out = tmp_path / "d"
     make_dataset(out, episodes=2)
@@ -199,6 +213,11 @@ def test_cli_refuses_a_directory_made_with_other_settings(tmp_path, capsys):
     code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "9", "--resume", "--no-progress"],
                         capsys)
     assert code == 2 and "different settings" in err
+    # and the action mode: Discrete episodes do not continue as Box ones
+    code, err = run_cli(["--out", str(out), "--episodes", "2", "--seed", "3", "--max-steps", "100",
+                         "--continuous", "--workers", "1", "--no-progress"], capsys)
+    assert code == 2 and "different settings" in err and "continuous" in err
+    assert "continuous" not in open_dataset(out).settings  # what datasets made before the flag hold
     assert collect_main(["--out", str(out), "--episodes", "2", "--seed", "9", "--max-steps", "100",
                          "--overwrite", "--workers", "1", "--no-progress"]) == 0
     assert open_dataset(out).settings["seed"] == 9

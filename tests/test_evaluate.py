@@ -51,6 +51,7 @@ def test_real_against_itself_is_exact(env_id):
                 "background"):
         assert s[key] == 0.0 or math.isnan(s[key]), (key, s[key])
     assert s["gravity_err"] == 0.0 or math.isnan(s["gravity_err"])
+    assert s["speed_gain"] == 1.0 or math.isnan(s["speed_gain"])
     assert all(v == 0.0 or math.isnan(v) for v in r.checks.values()), r.checks  # NaN: not measured
     assert r.checks["abnormal"] == 0.0 and r.checks["persistence"] == 0.0
     assert s["psnr@1"] == fidelity.MAX_PSNR and s["ssim@8"] == 1.0
@@ -187,6 +188,36 @@ def test_a_blank_dream_is_scored_not_crashed():
     assert r.failed == 0, r.episodes
     assert r.summary["persistence"] == 0.0 and r.summary["coherence"] == 0.0
     assert r.checks["persistence"] == 1.0 and r.checks["counterfactual"] == 1.0
+
+
+def test_speed_gain_reads_dream_friction_in_free_flight_only():
+    t = np.arange(10.0)
+    rp = np.stack([2.0 * t, np.zeros(10)], -1)[:, None]  # (n, 1, 2): 2 px/step
+    dp = rp * np.array([0.5, 1.0])  # half the speed: 1 px/step
+    pr = np.ones((10, 1), bool)
+    assert physics.speed_gain(rp, dp, pr, pr, [(0, 0, 10)]) == pytest.approx(0.5)
+    assert physics.speed_gain(rp, rp, pr, pr, [(0, 0, 10)]) == 1.0
+    assert physics.speed_gain(rp, rp[:1].repeat(10, 0), pr, pr, [(0, 0, 10)]) == 0.0  # copy-last
+    fast = dp.copy()
+    fast[6:] += 50.0  # a jump outside the segment is not free flight, so not counted
+    assert physics.speed_gain(rp, fast, pr, pr, [(0, 0, 6)]) == pytest.approx(0.5)
+    gone = pr.copy()
+    gone[3] = False  # the dream lost the object at t = 3: steps 2→3 and 3→4 are not measured
+    assert physics.speed_gain(rp, dp, pr, gone, [(0, 0, 10)]) == pytest.approx(0.5)
+    jitter = rp.copy()
+    jitter[1::2, 0, 1] += 3.0  # sideways zigzag at the right speed: longer path, same momentum
+    assert physics.speed_gain(rp, jitter, pr, pr, [(0, 0, 10)]) == pytest.approx(1.0)
+    assert math.isnan(physics.speed_gain(rp, dp, pr, pr, []))
+    assert math.isnan(physics.speed_gain(rp * 0.1, dp, pr, pr, [(0, 0, 10)]))  # 0.2 px/step: noise
+
+
+def test_speed_gain_of_the_reference_rows():
+    def ratio(pred):
+        return run_suite(BB, pred, episodes=2, horizon=12, context=2, samples=1, progress=False,
+                         controllability=False, diversity=False).summary["speed_gain"]
+
+    assert ratio("copy-last") == 0.0  # frozen objects: no momentum at all
+    assert ratio("real-perturbed") == pytest.approx(1.0, abs=0.05)  # nudged, not slowed
 
 
 def test_metric_definitions_on_toys():

@@ -397,3 +397,30 @@ def test_ddp_two_processes_match_one_process(tmp_path):
         assert len(a) == len(b) == 3
         for ra, rb in zip(a, b):
             assert abs(ra["loss"] - rb["loss"]) <= 1e-4 * max(1.0, abs(ra["loss"])), (stage, ra, rb)
+
+
+def test_box_actions_from_collect_through_train_to_evaluate(tmp_path, capsys):
+    """The continuous pipeline: ``collect --continuous`` → train on Box actions → ``evaluate
+    --continuous`` scores the checkpoint; without the flag it is refused before anything runs."""
+    from collect.__main__ import main as collect_main
+    from evaluate.__main__ import main as evaluate_main
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert collect_main(["--out", str(data), "--episodes", "4", "--max-steps", "12", "--size", "32",
+                         "--workers", "1", "--continuous", "--no-progress"]) == 0
+    meta = json.loads((data / "metadata.json").read_text())
+    assert meta["settings"]["continuous"] is True and meta["env"]["action_space"]["type"] == "Box"
+    train.main(["--data", str(data), "--preset", "tiny", "--out", str(run), "--steps", "2", "--threads", "1",
+                "--no-progress", "--no-eval", "--set", *MICRO])
+    assert json.loads((run / "config.json").read_text())["action_space"]["type"] == "box"
+    common = ["--env", "WorldGym/BouncingBalls-v0", "--predictor", f"checkpoint:{run}@0", "--episodes", "1",
+              "--horizon", "3", "--context", "2", "--samples", "2", "--width", "32", "--height", "32",
+              "--no-videos", "--quiet"]
+    assert evaluate_main([*common, "--out", str(tmp_path / "refused")]) == 2
+    assert "evaluate it with --continuous" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert evaluate_main([*common, "--continuous", "--out", str(tmp_path / "eval")]) == 0
+    rows = json.loads((tmp_path / "eval" / "report.json").read_text())["scenes"]["WorldGym/BouncingBalls-v0"]
+    row = rows["rows"][-1]
+    assert row["predictor"] == f"checkpoint:{run}@0" and row["config"]["continuous"] is True
+    assert row["summary"]["episodes_ok"] == 1

@@ -8,6 +8,13 @@
 * **Velocity error** = mean ‖v̂_t − v_t‖ with v_t = p_t − p_{t−1} (pixels/step) over object-frames where
   both are defined; ``vel_rel_max`` = the largest per-object Σ‖v̂ − v‖ / Σ‖v‖ over objects whose mean
   real speed is ≥ 0.5 px/step (slower ones are dominated by rasterisation noise).
+* **Speed gain** (``speed_gain``): on the free-flight segments below, the least-squares factor g that
+  maps real onto dream velocities, g = Σ v̂_t·v_t / Σ ‖v_t‖², over the steps where the real and the
+  dream object are present at t − 1 and t. 1 = the dream keeps the objects' momentum; < 1 = "dream
+  friction" (objects slow down between contacts, a bias that the unsigned ``vel_err`` cannot show);
+  > 1 = they speed up; 0 = frozen (``copy-last``). Jitter around the right velocity averages out
+  instead of adding speed. NaN when the real objects move less than 0.5 px/step on average there
+  (rasterisation noise would dominate).
 * **Orientation error** = mean |θ̂ − θ| (mod π) of elongated objects (real elongation ≥ 1.5), radians.
 * **Gravity fit**: on free-flight segments of the real window (a dynamic, uncontrolled, uniquely
   coloured object, clear of everything by the ground truth: no contact began, no arbiter, unoccluded,
@@ -78,6 +85,22 @@ def velocity_error(rp, dp, pr, pd):
     rel = np.where(moving & (count > 0), np.where(ok, err, 0.0).sum(0) / np.maximum(tot, 1e-9), np.nan)
     rel = rel[~np.isnan(rel)]
     return float(err[ok].mean()), float(rel.max()) if rel.size else float("nan")
+
+
+def speed_gain(rp, dp, pr, pd, segs) -> float:
+    """Σ v̂·v / Σ ‖v‖² over the steps of free-flight segments where both objects are defined."""
+    dot, norm2, speed, count = 0.0, 0.0, 0.0, 0
+    for i, a, b in segs:
+        vr = _velocity(rp[a:b, i], pr[a:b, i])  # (b - a - 1, 2)
+        vd = _velocity(dp[a:b, i], pd[a:b, i])
+        ok = ~np.isnan(vr).any(-1) & ~np.isnan(vd).any(-1)
+        dot += float((vd[ok] * vr[ok]).sum())
+        norm2 += float((vr[ok] ** 2).sum())
+        speed += float(np.linalg.norm(vr[ok], axis=-1).sum())
+        count += int(ok.sum())
+    if count == 0 or speed < MIN_SPEED * count:
+        return float("nan")
+    return dot / norm2
 
 
 def orientation_error(real_angle, dream_angle, real_elong, pr, pd) -> float:
