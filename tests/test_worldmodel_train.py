@@ -424,3 +424,16 @@ def test_box_actions_from_collect_through_train_to_evaluate(tmp_path, capsys):
     row = rows["rows"][-1]
     assert row["predictor"] == f"checkpoint:{run}@0" and row["config"]["continuous"] is True
     assert row["summary"]["episodes_ok"] == 1
+
+
+def test_box_actions_from_an_env_in_memory(tmp_path, capsys):
+    run = tmp_path / "run"
+    train.main([*_args(run, "--continuous", steps=2)])
+    assert json.loads((run / "config.json").read_text())["action_space"]["type"] == "box"
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(tmp_path), "--continuous", "--out", str(tmp_path / "x")])
+    assert "--continuous applies to --env" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no continuous action mode"):
+        train.main(["--env", "WorldGym/Platformer-v0", "--continuous", "--out", str(tmp_path / "y"),
+                    "--steps", "1", "--no-progress"])
+    assert not (tmp_path / "y" / "tokenizer").exists()

@@ -74,14 +74,15 @@ class EpisodeStore:
 
     @classmethod
     def from_env(cls, env_id: str, episodes: int, steps: int = 100, seed: int = 0, val_fraction: float = 0.1,
-                 width: int = 64, height: int = 64):
-        """(train, val) stores of random-policy rollouts made now; episode i uses seed (seed, i)."""
+                 width: int = 64, height: int = 64, continuous: bool = False):
+        """(train, val) stores of random-policy rollouts made now; episode i uses seed (seed, i);
+        ``continuous``: the scene's Box actions."""
         import gymnasium as gym
 
         import envs  # noqa: F401  (registers the scenes)
         from worldmodel.config import space_spec
 
-        env = gym.make(env_id, width=width, height=height)
+        env = gym.make(env_id, width=width, height=height, **({"continuous": True} if continuous else {}))
         eps = []
         for i in range(episodes):
             ep_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])

@@ -54,6 +54,9 @@ class Args:
     """with --env: number of episodes"""
     episode_steps: int = 100
     """with --env: steps per episode at most"""
+    continuous: bool = False
+    """with --env: the scene's Box(-1, 1) actions (gym.make(..., continuous=True)); a collected
+    dataset records its own action mode (python -m collect --continuous)"""
     preset: str = "tiny"
     """tiny | small | base | seed163m (ignored when --out holds a trained stage: its config.json wins)"""
     out: str = "runs/wm"
@@ -104,6 +107,9 @@ def parse_args(argv=None) -> Args:
     args = Args(**vars(ns))
     if (args.data is None) == (args.env is None):
         p.error("give exactly one of --data DIR or --env ID")
+    if args.continuous and args.data is not None:
+        p.error("--continuous applies to --env: a dataset records its own action mode "
+                "(collect it with python -m collect --continuous)")
     if args.stage not in ("tokenizer", "dynamics", "all"):
         p.error("--stage must be tokenizer, dynamics or all")
     problem = check_numbers(args)
@@ -198,7 +204,10 @@ def data_spec(args: Args) -> tuple[dict, str | None]:
 
     if args.env not in gym.registry:
         raise SystemExit(f"--env {args.env}: unknown scene id; choose from {', '.join(envs.SCENE_IDS)}")
-    env = gym.make(args.env)
+    try:
+        env = gym.make(args.env, **({"continuous": True} if args.continuous else {}))
+    except ValueError as e:
+        raise SystemExit(f"--env {args.env}: {e}") from None
     try:
         return space_spec(env.action_space), args.env
     finally:
@@ -565,7 +574,7 @@ def main(argv=None) -> dict:
         train, val = EpisodeStore.from_dataset(args.data, val_fraction=cfg.train.val_fraction, seed=0)
     else:
         train, val = EpisodeStore.from_env(args.env, args.episodes, args.episode_steps, seed=0,
-                                           val_fraction=cfg.train.val_fraction)
+                                           val_fraction=cfg.train.val_fraction, continuous=args.continuous)
     torch.manual_seed(cfg.train.seed)
     model = WorldModel(cfg).to(device)  # a config that cannot build fails here, before anything is written
     for stage in ckpt.STAGES:  # ... and one its trained weights (or weights copied in) do not fit
