@@ -474,6 +474,34 @@ def test_own_context_feeds_the_models_predictions_back_and_keeps_the_batch_equal
     assert torch.allclose(full, (halves[0] + halves[1]) / 2, atol=1e-5)
 
 
+def test_own_context_steps_feed_back_the_models_own_rollout():
+    """``own_context_steps`` k: the context is the model's own argmax rollout, exactly for its first k
+    frames: the loop below generates frame by frame from frame 0 alone."""
+    torch.manual_seed(0)
+    cfg = micro_cfg()
+    dyn = Dynamics(cfg.dynamics, cfg.action_space)
+    tokens, actions = random_tokens(2, 5, cfg), torch.randint(0, 3, (2, 4))
+    known = torch.ones(2, 4, dtype=torch.bool)
+    known[:, 0] = False
+    every = torch.ones(2, 4, dtype=torch.bool)
+    one_step = dyn._own_context(tokens, actions, known, every)
+    rollout = tokens[:, :1]
+    for t in range(1, 4):  # frame t from the rollout's frames 0..t-1 (frames after them cannot matter)
+        ctx = torch.cat([rollout, tokens[:, t:-1]], 1)
+        masked = torch.full_like(tokens[:, 1:], dyn.V)
+        own = dyn(ctx, masked, actions, known, torch.zeros(2, 4, dtype=torch.long)).logits.argmax(-1)
+        rollout = torch.cat([rollout, own[:, t - 1:t]], 1)
+    dyn.cfg.own_context_steps = 3
+    three = dyn._own_context(tokens, actions, known, every)
+    assert torch.equal(three[:, :4], rollout)  # frames 0 (real) and 1..3: the 3-step rollout
+    assert torch.equal(three[:, :2], one_step[:, :2]) and not torch.equal(three, one_step)
+    dyn.cfg.own_context_steps = 1
+    assert torch.equal(dyn._own_context(tokens, actions, known, every), one_step)  # the default: unchanged
+    cfg.dynamics.own_context_steps = 0
+    with pytest.raises(ValueError, match="own_context_steps"):
+        Dynamics(cfg.dynamics, cfg.action_space)
+
+
 def test_future_frames_and_actions_cannot_change_past_predictions():
     torch.manual_seed(0)
     cfg = micro_cfg()

@@ -82,6 +82,12 @@ class DynamicsConfig:
     # drift, DIAMOND/scheduled-sampling style (0 = off; costs one forward without gradients per step;
     # measured as a fine-tune: more balls kept, less precisely drawn; worldmodel/README.md)
     own_context_prob: float = 0.0
+    # how many of its own steps those predictions go back: 1 = each from the real frames before it; k =
+    # the one-pass prediction fed back k times (a Jacobi iteration of the rollout: the first k context
+    # frames are exactly the model's own k-step argmax rollout from the window's first frame), so the
+    # model learns from contexts that drifted over several of its own frames, as in a dream (k forwards
+    # without gradients per step)
+    own_context_steps: int = 1
     # > 0: a copy path. A learned gate (per code, from the query's state) adds to each code's logits a
     # bonus for the code that was at its place in the newest context frame; the gate starts at this
     # value. Without it, keeping a rare code (a ball's) needs a learned identity map from its input

@@ -166,6 +166,8 @@ class Dynamics(nn.Module):
         self.check_schedule()
         if not 0 < cfg.maskgit_confidence <= 1:
             raise ValueError(f"maskgit_confidence must be in (0, 1], got {cfg.maskgit_confidence}")
+        if cfg.own_context_steps < 1:
+            raise ValueError(f"own_context_steps must be >= 1, got {cfg.own_context_steps}")
         self.V, self.p = V, p
         self.Hp, self.Wp = cfg.positions
         self.P = self.Hp * self.Wp
@@ -511,15 +513,21 @@ class Dynamics(nn.Module):
     def _own_context(self, tokens, actions, prev_known, use) -> torch.Tensor:
         """Context frames 0..N-1 where frame t ≥ 1 is, where use[:, t] (B, N) holds, the model's own
         prediction of it: all codes of every query masked, one pass, argmax, each frame predicted from
-        the real frames before it (teacher-forced, so one forward serves the whole window)."""
-        context = tokens[:, :-1]
+        the context frames before it (teacher-forced, so one forward serves the whole window). The
+        first forward reads the real frames; each of the ``own_context_steps`` - 1 further ones reads
+        the previous one's result, so a run of used frames becomes the model's own multi-step rollout
+        (exactly, for the first ``own_context_steps`` frames of the run)."""
+        real = tokens[:, :-1]
         query = torch.full_like(tokens[:, 1:], self.V)
-        levels = torch.zeros(context.shape[:2], dtype=torch.long, device=tokens.device)
-        own = self(context, query, actions, prev_known, levels).logits.argmax(-1)  # frames 1..N
+        levels = torch.zeros(real.shape[:2], dtype=torch.long, device=tokens.device)
         use = use.clone()
         use[:, 0] = False  # frame 0 has no prediction
-        own = torch.cat([context[:, :1], own[:, :-1]], 1)  # prediction of context frame t, t ≥ 1
-        return torch.where(use[..., None, None], own, context)
+        context = real
+        for _ in range(self.cfg.own_context_steps):
+            own = self(context, query, actions, prev_known, levels).logits.argmax(-1)  # frames 1..N
+            own = torch.cat([real[:, :1], own[:, :-1]], 1)  # prediction of context frame t, t ≥ 1
+            context = torch.where(use[..., None, None], own, real)
+        return context
 
     @staticmethod
     def pixel_loss(logits, target, masked, tokenizer) -> torch.Tensor:
