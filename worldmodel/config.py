@@ -86,7 +86,8 @@ class DynamicsConfig:
     # the one-pass prediction fed back k times (a Jacobi iteration of the rollout: the first k context
     # frames are exactly the model's own k-step argmax rollout from the window's first frame), so the
     # model learns from contexts that drifted over several of its own frames, as in a dream (k forwards
-    # without gradients per step)
+    # without gradients per step; k = 3 measured as a CPU fine-tune: no less "dream friction" than k = 1
+    # or none, worldmodel/README.md)
     own_context_steps: int = 1
     # > 0: a copy path. A learned gate (per code, from the query's state) adds to each code's logits a
     # bonus for the code that was at its place in the newest context frame; the gate starts at this
