@@ -32,3 +32,6 @@ def test_bad_arguments_are_refused():
         placement_census.main(["copy-last", "--episodes", "0"])
     with pytest.raises(SystemExit):
         placement_census.main(["no-such-predictor", "--episodes", "1"])
+    shipped = ROOT / "checkpoints" / "bouncing_balls"
+    with pytest.raises(SystemExit):  # the checkpoint dreams BouncingBalls, not TopDown
+        placement_census.main([f"checkpoint:{shipped}@0", "--env", "WorldGym/TopDown-v0", "--episodes", "1"])

@@ -20,7 +20,7 @@ import numpy as np
 from evaluate.metrics import present
 from evaluate.predictors import make_predictor
 from evaluate.rollouts import Episode, run
-from evaluate.suite import Reference
+from evaluate.suite import Reference, check_scene
 
 CONTEXT = 4
 TIMES = (1, 3, 5, 9, 13, 16)
@@ -56,6 +56,7 @@ def errors(pred, env_id: str, seed: int, horizon: int) -> list[tuple]:
 
 def census(spec: str, env_id: str, episodes: int, seed: int, horizon: int) -> dict:
     pred = make_predictor(spec)
+    check_scene(env_id, pred, 64, 64, None)  # a checkpoint of another scene, size or action space: refused
     rows = [r for i in range(episodes) for r in errors(pred, env_id, seed + i, horizon)]
     rows = np.array(rows).reshape(-1, 6)
     out = {}
