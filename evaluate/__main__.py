@@ -115,6 +115,13 @@ def main(argv=None) -> int:
         return 2
     scenes = list(dict.fromkeys(e.strip() for e in args.env.split(",") if e.strip()))  # each once
     scenes = list(envs.SCENE_IDS) if args.all_scenes else scenes
+    if args.all_scenes and args.continuous:  # every scene that has Box actions; say which are left out
+        import gymnasium as gym
+
+        discrete = [e for e in scenes if not gym.spec(e).make().unwrapped.CONTINUOUS_DIM]
+        scenes = [e for e in scenes if e not in discrete]
+        if discrete:
+            print(f"--continuous: {', '.join(discrete)} have no Box actions, left out", file=sys.stderr)
     asked = list(dict.fromkeys(s.strip() for s in args.predictor.split(",") if s.strip()))
     specs = list(REFERENCE_ROWS) + [s for s in asked if s not in REFERENCE_ROWS]
     try:  # fail fast: bad settings, a bad spec, or a predictor that cannot dream a scene

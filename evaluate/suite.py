@@ -210,12 +210,12 @@ def _episode(pred: Predictor, ep: Episode, cfg: _Config, action_space, names) ->
         out["mse_true"] = np.stack([c["mse"] for _, c, _ in scored])  # (S, T)
         out["mse_random"] = np.stack([fidelity.mse(real.frames[k:], d) for d in dream_rand])
         e.update(control.delta_psnr(out["mse_true"], out["mse_random"]))
-        pair = control.opposite_actions(names) if names else None
+        pair = control.opposite_actions(names) if names else control.opposite_box_actions(action_space)
         if pair is not None:
             ids = ref.cat.ids[ref.cat.controlled & ref.pr[0]].tolist()
             finals = {}
             for key, a in zip("ab", pair):
-                acts = np.full(T, a, dtype=real.actions.dtype)
+                acts = np.repeat(np.asarray(a, real.actions.dtype)[None], T, axis=0)  # (T[, k])
                 ro = run(ep, k + T - 1, np.concatenate([real.actions[:k - 1], acts]))
                 ref_a = Reference(ro.window(k - 1, k + T), cfg.tolerance)
                 d = _predict(pred, cf, ca, acts[None], 1, ep)[0]

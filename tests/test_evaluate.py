@@ -220,6 +220,28 @@ def test_speed_gain_of_the_reference_rows():
     assert ratio("real-perturbed") == pytest.approx(1.0, abs=0.05)  # nudged, not slowed
 
 
+def test_continuous_scenes_get_the_counterfactual_with_opposite_box_actions():
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    a, b = control.opposite_box_actions(space)
+    assert a.tolist() == [-1.0, 0.0] and b.tolist() == [1.0, 0.0] and a.dtype == np.float32
+    r = run_suite(BB, "copy-last", episodes=1, horizon=6, context=2, samples=2, progress=False,
+                  continuous=True)
+    assert r.config["continuous"] is True and r.summary["cf_cos"] == 0.0  # frozen: no response at all
+    real = run_suite(BB, "real", episodes=1, horizon=6, context=2, samples=1, progress=False, continuous=True)
+    assert real.summary["cf_cos"] == 1.0 and real.checks["counterfactual"] == 0.0
+
+
+def test_all_scenes_with_continuous_leaves_out_the_discrete_only_ones(tmp_path, capsys):
+    from evaluate.__main__ import main
+
+    assert main(["--all-scenes", "--continuous", "--episodes", "1", "--horizon", "2", "--context", "1",
+                 "--samples", "1", "--no-videos", "--quiet", "--no-controllability", "--out",
+                 str(tmp_path)]) == 0
+    assert "WorldGym/Platformer-v0 have no Box actions, left out" in capsys.readouterr().err
+    scenes = json.loads((tmp_path / "report.json").read_text())["scenes"]
+    assert "WorldGym/Platformer-v0" not in scenes and len(scenes) == len(envs.SCENE_IDS) - 1
+
+
 def test_metric_definitions_on_toys():
     a = np.zeros((3, 16, 16, 3), np.uint8)
     assert np.all(fidelity.psnr(a, a) == 100.0) and np.allclose(fidelity.ssim(a, a), 1.0)

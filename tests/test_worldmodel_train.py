@@ -430,6 +430,10 @@ def test_box_actions_from_an_env_in_memory(tmp_path, capsys):
     run = tmp_path / "run"
     train.main([*_args(run, "--continuous", steps=2)])
     assert json.loads((run / "config.json").read_text())["action_space"]["type"] == "box"
+    from worldmodel import export
+
+    export.main([str(run), "--out", str(tmp_path / "exported")])  # its card's evaluate line works as shown
+    assert "--continuous" in (tmp_path / "exported" / "MODEL_CARD.md").read_text()
     with pytest.raises(SystemExit):
         train.main(["--data", str(tmp_path), "--continuous", "--out", str(tmp_path / "x")])
     assert "--continuous applies to --env" in capsys.readouterr().err
@@ -437,3 +441,9 @@ def test_box_actions_from_an_env_in_memory(tmp_path, capsys):
         train.main(["--env", "WorldGym/Platformer-v0", "--continuous", "--out", str(tmp_path / "y"),
                     "--steps", "1", "--no-progress"])
     assert not (tmp_path / "y" / "tokenizer").exists()
+
+
+def test_an_out_of_range_option_of_the_model_is_one_line_that_writes_nothing(tmp_path):
+    with pytest.raises(SystemExit, match="^error: own_context_steps must be >= 1, got 0"):
+        train.main(_args(tmp_path / "r", "--set", "dynamics.own_context_steps=0", steps=1))
+    assert not (tmp_path / "r").exists()

@@ -161,7 +161,8 @@ def model_card(run: Path, cfg, states: dict, reports: list[tuple[str, dict]], dt
                 lines.append(f"| {row['predictor']} | {cells} |")
             lines.append("")
     lines += ["", "## Use", "", "```bash", f"python -m worldmodel.dream --checkpoint {out} --side-by-side",
-              f"python -m evaluate --env {cfg.env_id} --predictor checkpoint:{out}", "```", "", "```python",
+              f"python -m evaluate --env {cfg.env_id} --predictor checkpoint:{out}"
+              + (" --continuous" if cfg.action_space.get("type") == "box" else ""), "```", "", "```python",
               "import gymnasium as gym, envs, worldmodel", f"model = worldmodel.load(\"{out}\")",
               f"env = gym.make(\"WorldGym/Dream-v0\", checkpoint=\"{out}\")", "```", ""]
     return "\n".join(lines)

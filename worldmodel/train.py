@@ -576,7 +576,10 @@ def main(argv=None) -> dict:
         train, val = EpisodeStore.from_env(args.env, args.episodes, args.episode_steps, seed=0,
                                            val_fraction=cfg.train.val_fraction, continuous=args.continuous)
     torch.manual_seed(cfg.train.seed)
-    model = WorldModel(cfg).to(device)  # a config that cannot build fails here, before anything is written
+    try:  # a config that cannot build fails here, before anything is written
+        model = WorldModel(cfg).to(device)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}" + (f" (--set {' '.join(args.set)})" if args.set else "")) from None
     for stage in ckpt.STAGES:  # ... and one its trained weights (or weights copied in) do not fit
         problem = ckpt.has_stage(run, stage) and ckpt.weights_mismatch(run, stage, getattr(model, stage))
         if problem:

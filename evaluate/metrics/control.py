@@ -31,6 +31,20 @@ def opposite_actions(names) -> tuple[int, int] | None:
     return None
 
 
+def opposite_box_actions(space) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a Box action space: the lowest and the highest value of its first dimension, the others at
+    the middle of their range (in the scenes the first dimension is the main control: paddle, basket,
+    x thrust, turn …), or None for a space without a finite first dimension."""
+    low, high = np.asarray(space.low, np.float64).ravel(), np.asarray(space.high, np.float64).ravel()
+    if not (len(low) and np.isfinite(low).all() and np.isfinite(high).all() and high[0] > low[0]):
+        return None
+    middle = (low + high) / 2
+    a, b = middle.copy(), middle.copy()
+    a[0], b[0] = low[0], high[0]
+    shape, dtype = space.shape, space.dtype
+    return a.reshape(shape).astype(dtype), b.reshape(shape).astype(dtype)
+
+
 def delta_psnr(mse_true: np.ndarray, mse_random: np.ndarray, times=TIMES) -> dict[str, float]:
     """(R, T) per-rollout MSE curves → {"delta_psnr@t": …} for the times within the horizon."""
     out = {}

@@ -26,9 +26,8 @@ CONTEXT = 4
 TIMES = (1, 3, 5, 9, 13, 16)
 
 
-def errors(pred, env_id: str, seed: int, horizon: int) -> list[tuple]:
+def errors(pred, ep: Episode, horizon: int) -> list[tuple]:
     """(t, along, across, distance, real displacement, dream displacement along it) per kept object."""
-    ep = Episode(env_id, seed)
     real = run(ep, CONTEXT + horizon - 1)
     ref = Reference(real.window(CONTEXT - 1, CONTEXT + horizon))
     dream = np.asarray(pred.predict(real.frames[None, :CONTEXT], real.actions[None, :CONTEXT - 1],
@@ -54,18 +53,18 @@ def errors(pred, env_id: str, seed: int, horizon: int) -> list[tuple]:
     return rows
 
 
-def census(spec: str, env_id: str, episodes: int, seed: int, horizon: int) -> dict:
+def census(spec: str, env_id: str, episodes: int, seed: int, horizon: int, width: int = 64,
+           height: int = 64, continuous: bool = False) -> dict:
     pred = make_predictor(spec)
-    check_scene(env_id, pred, 64, 64, None)  # a checkpoint of another scene, size or action space: refused
-    rows = [r for i in range(episodes) for r in errors(pred, env_id, seed + i, horizon)]
-    rows = np.array(rows).reshape(-1, 6)
+    # a checkpoint of another scene, size or action space is refused here
+    check_scene(env_id, pred, width, height, None, continuous)
+    eps = [Episode(env_id, seed + i, None, width, height, continuous=continuous) for i in range(episodes)]
+    rows = np.array([r for ep in eps for r in errors(pred, ep, horizon)]).reshape(-1, 6)
     out = {}
-    for t in TIMES:
-        if t > horizon:
-            break
+    for t in sorted({t for t in TIMES if t <= horizon} | {horizon}):
         at = rows[rows[:, 0] == t]
         far = at[at[:, 4] >= 1.0]  # the ratio needs a real displacement above rasterisation noise
-        med = (lambda x: float(np.median(x)) if len(x) else float("nan"))  # noqa: E731
+        med = (lambda x: float(np.median(x)) if len(x) else None)  # noqa: E731  (None: no object)
         out[t] = {"objects": len(at), "distance": med(at[:, 3]), "along": med(at[:, 1]),
                   "across": med(at[:, 2]), "moved_ratio": med(far[:, 5] / far[:, 4])}
     return out
@@ -78,13 +77,19 @@ def main(argv=None) -> dict:
     p.add_argument("--env", default="WorldGym/BouncingBalls-v0", help="scene id")
     p.add_argument("--episodes", type=int, default=32, help="held-out episodes")
     p.add_argument("--seed", type=int, default=100000, help="first held-out seed (the evaluator's)")
-    p.add_argument("--horizon", type=int, default=16, help="future frames")
+    p.add_argument("--horizon", type=int, default=16, help="future frames (reported at 1, 3, 5, 9, 13, 16 "
+                   "and the last)")
+    p.add_argument("--width", type=int, default=64, help="frame width")
+    p.add_argument("--height", type=int, default=64, help="frame height")
+    p.add_argument("--continuous", action="store_true", help="the scene's Box actions (a checkpoint trained "
+                   "on them)")
     args = p.parse_args(argv)
-    if args.episodes < 1 or args.horizon < 1 or args.seed < 0:
-        p.error("--episodes and --horizon must be >= 1, --seed >= 0")
+    if min(args.episodes, args.horizon, args.width, args.height) < 1 or args.seed < 0:
+        p.error("--episodes, --horizon, --width and --height must be >= 1, --seed >= 0")
     try:
-        out = census(args.predictor, args.env, args.episodes, args.seed, args.horizon)
-    except ValueError as e:
+        out = census(args.predictor, args.env, args.episodes, args.seed, args.horizon, args.width,
+                     args.height, args.continuous)
+    except (ValueError, RuntimeError, OSError) as e:
         p.error(str(e))
     print(json.dumps({str(t): v for t, v in out.items()}, indent=2))
     return out
