@@ -14,7 +14,7 @@
   friction" (objects slow down between contacts, a bias that the unsigned ``vel_err`` cannot show);
   > 1 = they speed up; 0 = frozen (``copy-last``). Jitter around the right velocity averages out
   instead of adding speed. NaN when the real objects move less than 0.5 px/step on average there
-  (rasterisation noise would dominate).
+  (rasterisation noise would dominate). One gain per rollout; the summary is their mean.
 * **Orientation error** = mean |θ̂ − θ| (mod π) of elongated objects (real elongation ≥ 1.5), radians.
 * **Gravity fit**: on free-flight segments of the real window (a dynamic, uncontrolled, uniquely
   coloured object, clear of everything by the ground truth: no contact began, no arbiter, unoccluded,
