@@ -434,7 +434,8 @@ def test_box_actions_from_an_env_in_memory(tmp_path, capsys):
 
     export.main([str(run), "--out", str(tmp_path / "exported")])  # its card's evaluate line works as shown
     card = (tmp_path / "exported" / "MODEL_CARD.md").read_text()
-    assert [ln for ln in card.splitlines() if ln.startswith("python -m evaluate")][-1].endswith(" --continuous")
+    evaluate_lines = [ln for ln in card.splitlines() if ln.startswith("python -m evaluate")]
+    assert evaluate_lines[-1].endswith(" --continuous")
     with pytest.raises(SystemExit):
         train.main(["--data", str(tmp_path), "--continuous", "--out", str(tmp_path / "x")])
     assert "--continuous applies to --env" in capsys.readouterr().err
