@@ -500,6 +500,9 @@ def test_own_context_steps_feed_back_the_models_own_rollout():
     cfg.dynamics.own_context_steps = 0
     with pytest.raises(ValueError, match="own_context_steps"):
         Dynamics(cfg.dynamics, cfg.action_space)
+    cfg.dynamics.own_context_steps, cfg.dynamics.own_context_prob = 3, 0.0
+    with pytest.raises(ValueError, match="does nothing without own_context_prob"):
+        Dynamics(cfg.dynamics, cfg.action_space)
 
 
 def test_future_frames_and_actions_cannot_change_past_predictions():

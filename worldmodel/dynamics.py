@@ -168,6 +168,9 @@ class Dynamics(nn.Module):
             raise ValueError(f"maskgit_confidence must be in (0, 1], got {cfg.maskgit_confidence}")
         if cfg.own_context_steps < 1:
             raise ValueError(f"own_context_steps must be >= 1, got {cfg.own_context_steps}")
+        if cfg.own_context_steps > 1 and cfg.own_context_prob <= 0:
+            raise ValueError(f"own_context_steps {cfg.own_context_steps} does nothing without "
+                             "own_context_prob > 0 (the share of context frames replaced)")
         self.V, self.p = V, p
         self.Hp, self.Wp = cfg.positions
         self.P = self.Hp * self.Wp
