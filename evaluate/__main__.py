@@ -117,8 +117,9 @@ def main(argv=None) -> int:
     scenes = list(envs.SCENE_IDS) if args.all_scenes else scenes
     if args.all_scenes and args.continuous:  # every scene that has Box actions; say which are left out
         import gymnasium as gym
+        from gymnasium.envs.registration import load_env_creator
 
-        discrete = [e for e in scenes if not gym.spec(e).make().unwrapped.CONTINUOUS_DIM]
+        discrete = [e for e in scenes if not load_env_creator(gym.spec(e).entry_point).CONTINUOUS_DIM]
         scenes = [e for e in scenes if e not in discrete]
         if discrete:
             print(f"--continuous: {', '.join(discrete)} have no Box actions, left out", file=sys.stderr)

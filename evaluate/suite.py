@@ -210,7 +210,8 @@ def _episode(pred: Predictor, ep: Episode, cfg: _Config, action_space, names) ->
         out["mse_true"] = np.stack([c["mse"] for _, c, _ in scored])  # (S, T)
         out["mse_random"] = np.stack([fidelity.mse(real.frames[k:], d) for d in dream_rand])
         e.update(control.delta_psnr(out["mse_true"], out["mse_random"]))
-        pair = control.opposite_actions(names) if names else control.opposite_box_actions(action_space)
+        pair = (control.opposite_box_actions(action_space) if names is None  # Box actions: no names
+                else control.opposite_actions(names))
         if pair is not None:
             ids = ref.cat.ids[ref.cat.controlled & ref.pr[0]].tolist()
             finals = {}
